@@ -1,0 +1,33 @@
+# stsbayes: `make demo` runs the main study on bundled data, `make test` runs the tests.
+# Both create the environment (.venv, with a Python >= 3.12 found by tools/find-python) when it is missing.
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+OUT ?= demo-output
+
+.PHONY: env demo test test-slow bench clean
+
+env: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@python=$$(tools/find-python) || exit 1; \
+	  if [ ! -x $(PY) ]; then echo "creating $(VENV) with $$python"; "$$python" -m venv $(VENV) || exit 1; fi
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m stsbayes.demo --out $(OUT)
+
+test: $(STAMP)
+	$(PY) -m pytest -n 2 --dist loadfile -q
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -n 2 --dist loadfile -q -m slow -s
+
+bench: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	$(PY) benchmarks/forward.py
+
+clean:
+	rm -rf $(VENV) $(OUT) *.egg-info

@@ -1,0 +1,86 @@
+"""Densities of states, normalised to 1 far from the gap (physics.md §2).
+
+Every function takes energies in meV (a NumPy array or a PyTensor tensor) and parameters as numbers or tensors,
+and returns a PyTensor expression: the same graph serves ``simulate`` (compiled with numbers) and the PyMC model.
+
+Dynes convention: N_D(E) = Re[ z / sqrt(z^2 - Delta^2) ], z = E + i*gamma (the usual Dynes form; the paper's
+sqrt(E^2 + 2 i gamma E - Delta^2) drops the -gamma^2 and differs at O(gamma^2)). The branch is chosen by writing
+z / sqrt(z^2 - Delta^2) = 1 / sqrt(w), w = 1 - Delta^2 / z^2, with the principal square root: for gamma > 0, w never
+touches the negative real axis (Im w = 0 only at E = 0, where w = 1 + Delta^2/gamma^2 > 0), so 1/sqrt(w) is
+analytic along the whole real E axis and Re(1/sqrt(w)) >= 0 without taking an absolute value. The arithmetic is
+written in real numbers without sign functions, so gradients are finite at E = 0 and at E = +-Delta.
+"""
+
+import numpy as np
+import pytensor.tensor as pt
+
+
+def _dynes_parts(energy, delta, gamma):
+    """Shared pieces of the Dynes DOS: returns (N, 1/sqrt(w) real, imag, |z|^2)."""
+    energy = pt.as_tensor_variable(energy)
+    e2 = energy**2
+    g2 = gamma**2
+    d2 = delta**2
+    abs_z2 = e2 + g2  # |z|^2
+    inv = d2 / abs_z2**2
+    # w = 1 - Delta^2 / z^2 = a + i b, using 1/z^2 = conj(z)^2 / |z|^4
+    a = 1.0 - inv * (e2 - g2)
+    b = 2.0 * inv * energy * gamma
+    abs_w = pt.sqrt(a**2 + b**2)
+    # Re sqrt(w) = sqrt((|w| + a) / 2) whatever the sign of b; Im sqrt(w) = b / (2 Re sqrt(w)).
+    r = pt.sqrt(0.5 * (abs_w + a))
+    inv_s_re = r / abs_w  # 1/sqrt(w) = conj(sqrt w) / |w|
+    inv_s_im = -b / (2.0 * r * abs_w)
+    return inv_s_re, inv_s_im, abs_z2
+
+
+def dynes(energy, delta, gamma):
+    """Dynes density of states N_D(E; delta, gamma) (energies and parameters in meV)."""
+    inv_s_re, _, _ = _dynes_parts(energy, delta, gamma)
+    return inv_s_re
+
+
+def dynes_derivative(energy, delta, gamma):
+    """dN_D/dE (1/meV), analytic: d/dE [z (z^2 - Delta^2)^(-1/2)] = -Delta^2 / (z^3 w^(3/2))."""
+    energy = pt.as_tensor_variable(energy)
+    inv_s_re, inv_s_im, abs_z2 = _dynes_parts(energy, delta, gamma)
+    # q = (1/sqrt w) * (1/z), 1/z = (E - i gamma)/|z|^2
+    q_re = (inv_s_re * energy + inv_s_im * gamma) / abs_z2
+    q_im = (inv_s_im * energy - inv_s_re * gamma) / abs_z2
+    return -(delta**2) * (q_re**3 - 3.0 * q_re * q_im**2)
+
+
+def lorentzian(energy, center, width):
+    """Lorentzian line (1/meV) of half width ``width`` at ``center``, unit integral."""
+    return (width / np.pi) / ((energy - center) ** 2 + width**2)
+
+
+def bound_states(energy, eps, width, u2, v2):
+    """In-gap bound-state pairs: sum_k u2_k L(E; +eps_k) + v2_k L(E; -eps_k) (physics.md §2).
+
+    ``eps``, ``width``, ``u2``, ``v2`` are vectors over pairs (meV; u2/v2 in meV x normal-state DOS). The electron
+    weight u2 sits at +eps (empty states, probed at positive sample bias), the hole weight v2 at -eps.
+    """
+    e = pt.as_tensor_variable(energy)[None, :]
+    eps = pt.as_tensor_variable(eps)[:, None]
+    width = pt.as_tensor_variable(width)[:, None]
+    u2 = pt.as_tensor_variable(u2)[:, None]
+    v2 = pt.as_tensor_variable(v2)[:, None]
+    return (u2 * lorentzian(e, eps, width) + v2 * lorentzian(e, -eps, width)).sum(axis=0)
+
+
+def sample_dos(energy, delta, gamma, weight, floor=0.0, eps=None, width=None, u2=None, v2=None):
+    """N_s(E) = c + (1 - c) sum_k w_k N_D(E; delta_k, gamma_k) + N_bs(E) (physics.md §2).
+
+    ``delta``, ``gamma``, ``weight`` are vectors over gaps (meV, meV, 1; weights sum to 1), ``floor`` is the in-gap
+    floor c. Bound states are added when ``eps`` is given (vectors over pairs, see :func:`bound_states`).
+    """
+    e = pt.as_tensor_variable(energy)
+    delta = pt.as_tensor_variable(delta)[:, None]
+    gamma = pt.as_tensor_variable(gamma)[:, None]
+    weight = pt.as_tensor_variable(weight)[:, None]
+    gaps = (weight * dynes(e[None, :], delta, gamma)).sum(axis=0)
+    dos = floor + (1.0 - floor) * gaps
+    if eps is not None:
+        dos = dos + bound_states(e, eps, width, u2, v2)
+    return dos
