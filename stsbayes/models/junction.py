@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 import pytensor.tensor as pt
-import pytensor.tensor.fft as ptfft
+from pytensor.tensor.fft import irfft_op, rfft_op
 from scipy.fft import next_fast_len
 
 from .constants import K_B
@@ -136,28 +136,32 @@ def conductance_on_grid(grid, n_sample, *, T_eff, delta_tip=None, gamma_tip=None
     lock-in average); ``bias_offset`` V0 in mV.
     """
     energies = grid.energies
+    # The transform length is passed as a constant so that gradients slice with static bounds (the JAX backend
+    # needs them); the ops are unnormalised, so 1/P joins the grid step in ``factor``.
+    length = np.array([grid.fft_size], dtype="int64")
     kT = K_B * T_eff
     f_e = fermi(energies, kT)
     minus_df = f_e * (1.0 - f_e) / kT  # -f'(x) on the same grid (x and E share it)
     if delta_tip is None:
         padded = _pad([n_sample, minus_df], grid)
-        spectra = ptfft.rfft(padded)
+        spectra = pt.specify_shape(rfft_op(padded, length), (2, grid.fft_size // 2 + 1, 2))
         product = _cmul(spectra[0], spectra[1], conj_b=True)
     else:
         n_tip = dynes(energies, delta_tip, gamma_tip)
         dn_tip = dynes_derivative(energies, delta_tip, gamma_tip)
         k1 = n_tip * minus_df - dn_tip * f_e  # -d/dx [N_t f]
         padded = _pad([n_sample, n_sample * f_e, k1, dn_tip], grid)
-        spectra = ptfft.rfft(padded)
+        spectra = pt.specify_shape(rfft_op(padded, length), (4, grid.fft_size // 2 + 1, 2))
         product = _cmul(spectra[0], spectra[2], conj_b=True) + _cmul(spectra[1], spectra[3], conj_b=True)
     k = grid.wavenumbers
-    factor = grid.step
+    factor = grid.step / grid.fft_size
     if v_peak is not None:
         factor = factor * 2.0 * _j1_over_x(k * v_peak)  # Fourier transform of the lock-in kernel
     phase = k * bias_offset
     shift = pt.stack([pt.cos(phase), -pt.sin(phase)], axis=-1)  # exp(-i k V0) moves g to g(V - V0)
     product = _cmul(product, shift) * pt.as_tensor_variable(factor)[..., None]
-    circular = ptfft.irfft(product[None, ...])[0]
+    # static shapes let slices and their gradients compile with constant bounds (needed by the JAX backend)
+    circular = pt.specify_shape(irfft_op(product[None, ...], length)[0], (grid.fft_size,))
     return pt.concatenate([circular[grid.fft_size - grid.max_lag:], circular[: grid.max_lag + 1]])
 
 
