@@ -27,6 +27,8 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[test,bench]'
+	@# nanoGUNE's `nanonis` pins lmfit<0.10, which does not build on Python >= 3.12: install it without its pins
+	$(PY) -m pip install --quiet --no-deps nanonis
 	$(PY) benchmarks/forward.py
 
 clean:

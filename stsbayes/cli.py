@@ -73,6 +73,118 @@ def run_simulate(args):
     return 0
 
 
+def _add_sampling_options(p):
+    g = p.add_argument_group("sampling")
+    g.add_argument("--sampler", choices=["nutpie", "pymc"], default="nutpie", help="NUTS implementation (default nutpie)")
+    g.add_argument("--backend", choices=["numba", "jax"], default="numba",
+                   help="PyTensor backend nutpie compiles to (default numba)")
+    g.add_argument("--chains", type=int, default=4, help="number of chains (default 4)")
+    g.add_argument("--draws", type=int, default=1000, help="draws per chain after tuning (default 1000)")
+    g.add_argument("--tune", type=int, default=1000, help="tuning draws per chain (default 1000)")
+    g.add_argument("--seed", type=int, default=None, help="random seed: the same seed reproduces the run")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
+
+
+FIT_EPILOG = """gates: any divergence, R-hat > 1.01 or bulk ESS < 400 marks the result unconverged: it is written anyway,
+labelled as such, and the exit code is 3. Outputs in --out: posterior.nc (ArviZ DataTree with provenance),
+summary.json, report.html with figures.
+"""
+
+
+def _add_calibrate(sub):
+    from .io.cli import add_data_options
+    p = sub.add_parser(
+        "calibrate-tip", help="calibrate a superconducting tip on a reference spectrum (Pb(111) by default)",
+        description="Fit a reference spectrum measured with a superconducting tip: posterior over delta_tip, "
+                    "gamma_tip, T_eff, the reference's gaps, background and noise. The tip posterior is stored as a "
+                    "normalised density over (delta_tip, gamma_tip, T_eff): pass the result to `stsbayes fit --tip`.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=FIT_EPILOG + "\nexample:\n  stsbayes calibrate-tip pb.dat --reference pb --out tip/\n")
+    p.add_argument("file", help="the reference spectrum (.dat, .csv)")
+    p.add_argument("--reference", default="pb",
+                   help="pb (two Pb gaps, literature priors) or dynes:N (N gaps, priors from --spec)")
+    p.add_argument("--spec", help="spec (TOML) with priors replacing the defaults")
+    p.add_argument("--out", required=True, help="output directory")
+    add_data_options(p)
+    _add_sampling_options(p)
+    p.set_defaults(func=run_calibrate)
+
+
+def _add_fit(sub):
+    from .io.cli import add_data_options
+    p = sub.add_parser(
+        "fit", help="fit a sample spectrum, with the tip's calibration as its prior",
+        description="Fit a sample spectrum with the model of --spec. With --tip, the calibrated tip density is the "
+                    "prior of (delta_tip, gamma_tip, T_eff), so the tip's uncertainty reaches the sample gaps.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=FIT_EPILOG + "\nexample:\n  stsbayes fit sample.dat --spec sample.toml --tip tip/posterior.nc --out fit/\n")
+    p.add_argument("file", help="the sample spectrum (.dat, .csv)")
+    p.add_argument("--spec", required=True, help="spec (TOML) with the sample's structure and priors")
+    tip = p.add_mutually_exclusive_group()
+    tip.add_argument("--tip", help="a calibrate-tip result (directory or its posterior.nc)")
+    tip.add_argument("--metal-tip", action="store_true", help="a normal-metal tip (NIS)")
+    p.add_argument("--out", required=True, help="output directory")
+    add_data_options(p)
+    _add_sampling_options(p)
+    p.set_defaults(func=run_fit_command)
+
+
+def _add_report(sub):
+    p = sub.add_parser("report", help="(re)build report.html from a result directory",
+                       description="Rebuild report.html and its figures from posterior.nc in DIR.")
+    p.add_argument("dir", help="a result directory written by calibrate-tip or fit")
+    p.set_defaults(func=run_report)
+
+
+def _fit_inputs(args):
+    from .inference import FitData
+    from .io.cli import load_from_args
+    for name in ("chains", "draws", "tune"):
+        if getattr(args, name) < 1:
+            raise InputError(f"--{name} must be at least 1")
+    spectrum = load_from_args(args.file, args)
+    if not hasattr(spectrum, "didv"):
+        raise InputError(f"{args.file} is a grid: select a pixel first (stsbayes.load(...).pixel(ix, iy))")
+    data = FitData.from_spectrum(spectrum)
+    record = {"file": str(args.file), "bias_sign": args.bias_sign, "channel": spectrum.metadata.get("channel"),
+              "direction": args.direction}
+    sampling = dict(sampler=args.sampler, chains=args.chains, draws=args.draws, tune=args.tune, seed=args.seed,
+                    progress=False if args.no_progress else None, fit_modulation=args.fit_modulation,
+                    backend=args.backend, input_record=record)
+    return data, sampling
+
+
+def _finish(result, out):
+    result.save(out)
+    report = result.report(out)
+    d = result.summary()["diagnostics"]
+    state = "converged" if d["converged"] else "NOT CONVERGED (" + "; ".join(d["failed_gates"]) + ")"
+    print(f"{result.summary()['command']}: {state}; results in {out} (report: {report})")
+    return 0 if d["converged"] else 3
+
+
+def run_calibrate(args):
+    from .api import calibrate_tip
+    from .models import load_spec
+    data, sampling = _fit_inputs(args)
+    spec = load_spec(args.spec) if args.spec else None
+    return _finish(calibrate_tip(data, spec, reference=args.reference, **sampling), args.out)
+
+
+def run_fit_command(args):
+    from .api import fit
+    from .models import load_spec
+    spec = load_spec(args.spec)
+    data, sampling = _fit_inputs(args)
+    return _finish(fit(data, spec, tip=args.tip, metal_tip=args.metal_tip, **sampling), args.out)
+
+
+def run_report(args):
+    from .reports import render_from_dir
+    print(f"report: {render_from_dir(args.dir)}")
+    return 0
+
+
 def build_parser():
     parser = _Parser(prog="stsbayes", description="Calibrated posteriors and model comparisons for tunnelling "
                      "spectra of superconductors.", formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -81,6 +193,9 @@ def build_parser():
     parser.add_argument("--version", action="version", version=f"stsbayes {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_simulate(sub)
+    _add_calibrate(sub)
+    _add_fit(sub)
+    _add_report(sub)
     try:
         from .io.cli import add_info_command
     except ImportError:  # the reader is optional until stsbayes.io lands

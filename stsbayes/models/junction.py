@@ -8,7 +8,7 @@ convention the conductance is
 
 two cross-correlations ``(a ⋆ b)(V) = sum_E a(E) b(E - V) h`` done by one batched real FFT. Far below the Fermi
 level both terms cancel point by point (f = 1, f' = 0 there), so truncating the energy grid only needs the thermal
-window [min(0, V), max(0, V)] +- 40 k_B T inside it. The lock-in average and the bias offset V0 are multiplications
+window [min(0, V), max(0, V)] +- 20 k_B T inside it. The lock-in average and the bias offset V0 are multiplications
 in the same Fourier domain (the kernel's transform 2 J1(k V_p)/(k V_p) and the phase exp(-i k V0)); the result is
 read at the data's biases directly when they lie on the grid, otherwise by cubic (Keys) interpolation.
 """
@@ -23,9 +23,9 @@ from pytensor.tensor.fft import irfft_op, rfft_op
 from scipy.fft import next_fast_len
 
 from .constants import K_B
-from .dos import dynes, dynes_derivative
+from .dos import dynes, dynes_derivative, on_symmetric_grid
 
-THERMAL_MARGIN_KT = 40.0  # f(E) - f(E - V) is below 4e-18 beyond 40 k_B T from the window
+THERMAL_MARGIN_KT = 20.0  # f(E) - f(E - V) is below 2e-9 beyond 20 k_B T from the window
 
 
 def fermi(energy, kT):
@@ -147,8 +147,8 @@ def conductance_on_grid(grid, n_sample, *, T_eff, delta_tip=None, gamma_tip=None
         spectra = pt.specify_shape(rfft_op(padded, length), (2, grid.fft_size // 2 + 1, 2))
         product = _cmul(spectra[0], spectra[1], conj_b=True)
     else:
-        n_tip = dynes(energies, delta_tip, gamma_tip)
-        dn_tip = dynes_derivative(energies, delta_tip, gamma_tip)
+        n_tip = on_symmetric_grid(energies, lambda e: dynes(e, delta_tip, gamma_tip))
+        dn_tip = on_symmetric_grid(energies, lambda e: dynes_derivative(e, delta_tip, gamma_tip), parity=-1)
         k1 = n_tip * minus_df - dn_tip * f_e  # -d/dx [N_t f]
         padded = _pad([n_sample, n_sample * f_e, k1, dn_tip], grid)
         spectra = pt.specify_shape(rfft_op(padded, length), (4, grid.fft_size // 2 + 1, 2))

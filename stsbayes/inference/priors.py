@@ -1,0 +1,134 @@
+"""Default priors, and turning a spec entry (number, prior table, or nothing) into a model quantity.
+
+Defaults, with their reasons (every one can be replaced in the spec):
+
+- ``gamma``, ``gamma_tip``, ``width``: 0.002 meV + LogNormal(log 0.01, 1). Real Dynes broadenings span
+  0.002-0.1 meV. The shift keeps the sampler above a floor where the grid's accuracy is guaranteed (physics.md §4
+  asks for floors of at least 0.001 meV); 0.002 lets the grid step be 0.001 meV, half the cost of the 0.0005 meV
+  that 0.001 would need. A user prior on these is truncated at 0.001 meV, and the grid then refines to match.
+- ``weight``: Dirichlet(2, ..., 2): any mix of the gaps, mildly away from a gap that vanishes (which would make its
+  delta unidentified).
+- ``T_eff``: T_bath + HalfNormal(0.3 K): the junction is at least as hot as the bath (physics.md §3), and at
+  mK baths T_eff is typically 0.2-0.5 K.
+- ``g_n``: LogNormal(log s, 0.5) with s the conductance scale of the data's outer 20 % (LogNormal(0, 0.2) for
+  normalised data): positive, scale-free.
+- ``bias_offset``: Normal(0, 0.02 mV): real offsets are tens of µV (physics.md §3).
+- ``b0``: Normal(0, 0.05 s); ``b1``: Normal(0, 0.02 /mV): a small linear background.
+- ``sigma``: HalfNormal(0.1 s); with a per-point sigma from n sweeps, ``sigma_scale`` ~ LogNormal(0, 0.5) multiplies
+  it (a sigma from 3 sweeps is itself uncertain by ~50 %).
+- a fitted modulation: LogNormal(log recorded, 0.25) above the 0.005 mV rms floor.
+- Pb(111) reference (``--reference pb``): delta = Normal([1.26, 1.41], 0.05) ordered, delta_tip = Normal(1.37, 0.1):
+  literature Pb gaps and the paper's tip gap (physics.md §7).
+"""
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+from pymc.distributions.transforms import ordered
+
+from ..errors import InputError
+from ..models.constants import GAMMA_FLOOR
+from ..models.spec import Fitted, Prior
+
+BROADENING_PRIOR = {"mu": float(np.log(0.01)), "sigma": 1.0}
+DEFAULT_BROADENING_FLOOR = 0.002  # meV
+T_EXCESS_SIGMA = 0.3  # K
+OFFSET_SIGMA = 0.02  # mV
+PB_REFERENCE = {"delta": [1.26, 1.41], "delta_sigma": 0.05, "delta_tip": 1.37, "delta_tip_sigma": 0.1}
+
+
+def distribution(name, prior, *, shape=None, transform=None, lower=None):
+    """A PyMC random variable from a spec :class:`Prior` (PyMC's parameter names)."""
+    p = dict(prior.params)
+    kwargs = {"shape": shape} if shape is not None else {}
+    if transform is not None:
+        kwargs["transform"] = transform
+    dist = {"normal": pm.Normal, "lognormal": pm.LogNormal, "halfnormal": pm.HalfNormal, "uniform": pm.Uniform,
+            "beta": pm.Beta, "dirichlet": pm.Dirichlet, "truncnormal": pm.TruncatedNormal}[prior.dist]
+    if lower is not None:
+        # truncate at a floor (gamma, width): the grid's accuracy holds only above it
+        if prior.dist == "truncnormal":
+            p["lower"] = max(p.get("lower", -np.inf), lower)
+        elif prior.dist == "uniform":
+            if p["lower"] < lower:
+                raise InputError(f"the prior of {name} reaches below the floor {lower}: raise its lower bound")
+        else:
+            return pm.Truncated(name, dist.dist(**p), lower=lower, **kwargs)
+    return dist(name, **p, **kwargs)
+
+
+def broadening(name, entry, *, shape=None):
+    """gamma / gamma_tip / width: a number (fixed), a prior (truncated at the floor), or the default."""
+    if isinstance(entry, (int, float)):
+        return pt.as_tensor_variable(float(entry))
+    if isinstance(entry, list):
+        if all(isinstance(x, float) for x in entry):
+            return pt.as_tensor_variable(np.asarray(entry, dtype=float))
+        return pt.stack([broadening(f"{name}_{i}", x) for i, x in enumerate(entry)])
+    if isinstance(entry, Prior):
+        return distribution(name, entry, shape=shape, lower=GAMMA_FLOOR)
+    excess = pm.LogNormal(f"{name}_excess", **BROADENING_PRIOR, shape=shape)
+    return pm.Deterministic(name, DEFAULT_BROADENING_FLOOR + excess)
+
+
+def broadening_floor(entry):
+    """The smallest value a broadening can take under its spec entry (sizes the grid step)."""
+    if isinstance(entry, (int, float)):
+        return float(entry)
+    if isinstance(entry, list):
+        return min(broadening_floor(x) for x in entry)
+    if isinstance(entry, Prior):
+        return max(GAMMA_FLOOR, entry.params.get("lower", GAMMA_FLOOR))
+    return DEFAULT_BROADENING_FLOOR
+
+
+def scalar(name, entry, default):
+    """A number (fixed), a prior, or ``default()`` when absent."""
+    if entry is None:
+        return default()
+    if isinstance(entry, (int, float)):
+        return pt.as_tensor_variable(float(entry))
+    if isinstance(entry, Fitted):
+        raise InputError(f"{name}: `fit = true` is only for the modulation amplitude; give a prior instead")
+    return distribution(name, entry)
+
+
+def _ordered(mu):
+    """The ordered transform for several gaps (no relabelling modes); one gap keeps PyMC's default."""
+    return {"transform": ordered} if len(mu) > 1 else {}
+
+
+def gaps(name, entry, *, reference=None):
+    """Ordered gap vector. ``entry``: a list of numbers/priors, or absent with a reference (Pb)."""
+    if entry is None:
+        if reference is None:
+            raise InputError(f"sample.delta is missing: give the gaps as priors, e.g. delta = [{{dist = \"normal\", "
+                             "mu = 1.3, sigma = 0.1}], or use --reference pb")
+        mu = np.asarray(reference["delta"])
+        return pm.Normal(name, mu=mu, sigma=reference["delta_sigma"], shape=len(mu), initval=mu, **_ordered(mu))
+    if isinstance(entry, Prior):
+        raise InputError("sample.delta must list one entry per gap (a prior each), not one prior for the vector")
+    if all(isinstance(x, float) for x in entry):
+        return pt.as_tensor_variable(np.asarray(entry, dtype=float))
+    if all(isinstance(x, Prior) and x.dist == "normal" for x in entry):
+        mu = np.array([x.params["mu"] for x in entry])
+        sd = np.array([x.params["sigma"] for x in entry])
+        if np.any(np.diff(mu) <= 0):
+            raise InputError("the prior means of sample.delta must be ascending (ordered gaps)")
+        return pm.Normal(name, mu=mu, sigma=sd, shape=len(mu), initval=mu, **_ordered(mu))
+    raise InputError("sample.delta: give all gaps as numbers or all as normal priors (ordered gaps need a joint "
+                     "parametrisation)")
+
+
+def weights(name, entry, n):
+    if n == 1:
+        return pt.as_tensor_variable(np.ones(1))
+    if entry is None:
+        return pm.Dirichlet(name, a=2.0 * np.ones(n))
+    if isinstance(entry, Prior):
+        if entry.dist != "dirichlet" or len(entry.params["a"]) != n:
+            raise InputError(f"sample.weight needs a dirichlet prior with {n} concentrations")
+        return pm.Dirichlet(name, a=np.asarray(entry.params["a"]))
+    if all(isinstance(x, float) for x in entry):
+        return pt.as_tensor_variable(np.asarray(entry, dtype=float))
+    raise InputError("sample.weight: give numbers that sum to 1, or one dirichlet prior")

@@ -1,0 +1,78 @@
+"""The calibrated tip as a normalised density: the prior of the tip in every later fit.
+
+A tip calibration's posterior over (delta_tip, gamma_tip, T_eff) is summarised as a multivariate normal on an
+unconstrained scale z = (delta_tip, log(gamma_tip - floor), log T_eff). The density is proper, so evidences that use
+it as a prior mean something, and it keeps the correlations (the tip/sample ridge is carried by delta_tip's
+correlation with the other tip quantities only through the calibration's own fit). Its adequacy is checked against
+the draws: each marginal's Kolmogorov-Smirnov distance and the Mahalanobis radii against chi^2(3).
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import pymc as pm
+from scipy import stats
+
+from ..errors import InputError
+from ..models.constants import GAMMA_FLOOR
+
+NAMES = ("delta_tip", "gamma_tip", "T_eff")
+KS_ADEQUATE = 0.05  # every KS distance below this: the normal describes the draws to a few per cent
+
+
+def _to_z(delta_tip, gamma_tip, t_eff):
+    return np.column_stack([delta_tip, np.log(gamma_tip - GAMMA_FLOOR), np.log(t_eff)])
+
+
+@dataclass
+class TipDensity:
+    mean: np.ndarray  # (3,)
+    cov: np.ndarray  # (3, 3)
+    adequacy: dict
+
+    @classmethod
+    def from_draws(cls, delta_tip, gamma_tip, t_eff):
+        z = _to_z(np.ravel(delta_tip), np.ravel(gamma_tip), np.ravel(t_eff))
+        mean, cov = z.mean(axis=0), np.cov(z, rowvar=False)
+        return cls(mean=mean, cov=cov, adequacy=cls._adequacy(z, mean, cov))
+
+    @staticmethod
+    def _adequacy(z, mean, cov):
+        sd = np.sqrt(np.diag(cov))
+        ks = [float(stats.kstest((z[:, i] - mean[i]) / sd[i], "norm").statistic) for i in range(3)]
+        d2 = np.einsum("ni,ij,nj->n", z - mean, np.linalg.inv(cov), z - mean)
+        ks_radius = float(stats.kstest(d2, stats.chi2(3).cdf).statistic)
+        return {"ks_marginals": dict(zip(NAMES, ks)), "ks_mahalanobis": ks_radius,
+                "adequate": bool(max(ks) < KS_ADEQUATE and ks_radius < KS_ADEQUATE)}
+
+    def random_variables(self):
+        """Inside a ``pm.Model``: the tip quantities drawn from this density (names as in every fit)."""
+        z = pm.MvNormal("tip_z", mu=self.mean, cov=self.cov)
+        return {"delta_tip": pm.Deterministic("delta_tip", z[0]),
+                "gamma_tip": pm.Deterministic("gamma_tip", GAMMA_FLOOR + pm.math.exp(z[1])),
+                "T_eff": pm.Deterministic("T_eff", pm.math.exp(z[2]))}
+
+    def upper_reach(self, name):
+        i = NAMES.index(name)
+        top = self.mean[i] + 5 * np.sqrt(self.cov[i, i])
+        return float(np.exp(top)) if name == "T_eff" else float(top)
+
+    def lower_reach(self, name):
+        """A value gamma_tip practically never goes below under this density (sizes the grid step)."""
+        i = NAMES.index(name)
+        return GAMMA_FLOOR + float(np.exp(self.mean[i] - 5 * np.sqrt(self.cov[i, i])))
+
+    def scaled(self, factor):
+        """The same density with its covariance scaled by factor**2 (for studies of tip uncertainty)."""
+        return TipDensity(self.mean.copy(), self.cov * factor**2, dict(self.adequacy))
+
+    def to_dict(self):
+        return {"names": list(NAMES), "space": "z = (delta_tip, log(gamma_tip - 0.001), log T_eff)",
+                "mean": self.mean.tolist(), "cov": self.cov.tolist(), "adequacy": self.adequacy}
+
+    @classmethod
+    def from_dict(cls, d):
+        try:
+            return cls(np.asarray(d["mean"], float), np.asarray(d["cov"], float), d.get("adequacy", {}))
+        except (KeyError, TypeError, ValueError):
+            raise InputError("the tip density in this result is malformed: re-run calibrate-tip") from None

@@ -1,0 +1,93 @@
+"""Results that carry their own provenance: posterior.nc (an ArviZ DataTree) + summary.json, reloadable alone."""
+
+import json
+from pathlib import Path
+import platform
+
+import numpy as np
+import xarray as xr
+
+from . import __version__
+from .errors import InputError
+from .io.atomic import atomic_path, atomic_write_text
+
+SCHEMA_VERSION = 1
+
+
+def package_versions():
+    import arviz
+    import nutpie
+    import pymc
+    import pytensor
+    return {"stsbayes": __version__, "pymc": pymc.__version__, "pytensor": pytensor.__version__,
+            "arviz": arviz.__version__, "nutpie": nutpie.__version__, "numpy": np.__version__,
+            "xarray": xr.__version__, "python": platform.python_version()}
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _jsonable(x.tolist())
+    if isinstance(x, (np.floating, np.integer, np.bool_)):
+        return x.item()
+    if isinstance(x, Path):
+        return str(x)
+    return x
+
+
+class FitResult:
+    """A finished fit (or calibration): the DataTree of draws and the summary that ``summary.json`` holds."""
+
+    def __init__(self, tree, summary):
+        self.tree = tree
+        self._summary = summary
+
+    def summary(self):
+        return self._summary
+
+    @property
+    def converged(self):
+        return bool(self._summary["diagnostics"]["converged"])
+
+    @property
+    def posterior(self):
+        return self.tree["posterior"].to_dataset()
+
+    def tip_density(self):
+        from .inference.tip import TipDensity
+        text = self.tree.attrs.get("tip_density")
+        if not text:
+            raise InputError("this result holds no tip density: give the posterior.nc of `stsbayes calibrate-tip`")
+        return TipDensity.from_dict(json.loads(text))
+
+    def save(self, out_dir):
+        """Write posterior.nc and summary.json atomically into ``out_dir`` (created if needed)."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        with atomic_path(out / "posterior.nc") as tmp:
+            self.tree.to_netcdf(tmp, engine="h5netcdf")
+        atomic_write_text(out / "summary.json", json.dumps(_jsonable(self._summary), indent=2) + "\n")
+        return out
+
+    def report(self, out_dir):
+        from .reports import write_report
+        return write_report(self, Path(out_dir))
+
+
+def load_result(path):
+    """Reload a result directory (or its posterior.nc) without the script that made it."""
+    path = Path(path)
+    nc = path / "posterior.nc" if path.is_dir() else path
+    if not nc.exists():
+        raise InputError(f"{nc} does not exist: give a result directory written by stsbayes (with posterior.nc)")
+    try:
+        tree = xr.open_datatree(nc, engine="h5netcdf").load()
+    except (OSError, ValueError) as err:
+        raise InputError(f"{nc} is not a readable stsbayes result ({err}): re-run the fit") from None
+    text = tree.attrs.get("summary")
+    if not text:
+        raise InputError(f"{nc} carries no stsbayes summary: was it written by stsbayes?")
+    return FitResult(tree, json.loads(text))

@@ -1,0 +1,115 @@
+"""Inference pieces that need no long sampling: model building, priors, the tip density, gates, predictive checks."""
+
+import numpy as np
+import pymc as pm
+import pytest
+
+from stsbayes.diagnostics.gates import chain_modes, gates, parameter_table, summarize
+from stsbayes.diagnostics.ppc import predictive_check
+from stsbayes.errors import InputError
+from stsbayes.inference import PB_REFERENCE, FitData, TipDensity, build_model
+from stsbayes.models import simulate
+
+BIAS = np.linspace(-3.5, 3.5, 71)
+
+
+def pb_data(**kw):
+    from conftest import PB_SPEC
+    y = simulate(PB_SPEC, BIAS, noise=0.03, seed=1)
+    args = dict(bias=BIAS, y=y, units="normalised", temperature_K=0.08, modulation={"kind": "rms", "value_mV": 0.014})
+    args.update(kw)
+    return FitData(**args)
+
+
+def test_pb_model_has_the_canonical_parameters_and_a_grid_sized_by_the_priors():
+    model, info = build_model(pb_data(), {"tip": {"kind": "dynes"}}, reference=PB_REFERENCE)
+    for name in ("delta_tip", "gamma_tip", "T_eff", "delta", "gamma", "weight", "g_n", "bias_offset", "b0", "b1",
+                 "sigma"):
+        assert name in info.parameters
+    # default broadening priors stop at 0.002 meV, so the grid step is 0.001 meV (half the narrowest width)
+    assert info.grid.step == pytest.approx(0.001)
+    # ordered gaps: no relabelling modes
+    assert model["delta"] in model.free_RVs
+    assert np.all(np.diff(model.initial_point()["delta_ordered__"][1:]) != np.inf)
+    # T_eff lies above the bath
+    draws = pm.draw(model["T_eff"], draws=500, random_seed=1)
+    assert draws.min() >= 0.08
+
+
+def test_user_prior_on_gamma_refines_the_grid():
+    spec = {"tip": {"kind": "dynes"}, "sample": {"gamma": [{"dist": "lognormal", "mu": -5.0, "sigma": 1.0}] * 2}}
+    _, info = build_model(pb_data(), spec, reference=PB_REFERENCE)
+    assert info.grid.step == pytest.approx(0.0005)
+
+
+@pytest.mark.parametrize("change,spec,message", [
+    ({"temperature_K": None}, {"tip": {"kind": "dynes"}}, "bath temperature is unknown"),
+    ({"modulation": {"kind": "unknown", "value_mV": 0.02}}, {"tip": {"kind": "dynes"}}, "without saying rms or peak"),
+    ({"modulation": None}, {"tip": {"kind": "dynes"}}, "lock-in amplitude is unknown"),
+    ({}, {"tip": {"kind": "dynes"}, "observation": {"discrepancy": "ar1", "discrepancy_scale": 0.01,
+                                                     "discrepancy_length": 0.1}}, "not available in fits yet"),
+])
+def test_bad_fit_inputs_are_explained(change, spec, message):
+    with pytest.raises(InputError, match=message):
+        build_model(pb_data(**change), spec, reference=PB_REFERENCE)
+
+
+def test_missing_gap_priors_are_explained():
+    with pytest.raises(InputError, match="sample.delta is missing"):
+        build_model(pb_data(), {"tip": {"kind": "metal"}})
+    with pytest.raises(InputError, match="tip gap is unknown"):
+        build_model(pb_data(), {"tip": {"kind": "dynes"},
+                                "sample": {"delta": [{"dist": "normal", "mu": 1.3, "sigma": 0.1}]}})
+
+
+def test_tip_density_recovers_a_known_normal_and_is_proper():
+    rng = np.random.default_rng(0)
+    cov = np.array([[0.02**2, 0.5 * 0.02 * 0.3, 0], [0.5 * 0.02 * 0.3, 0.3**2, 0], [0, 0, 0.1**2]])
+    z = rng.multivariate_normal([1.37, np.log(0.004), np.log(0.3)], cov, size=4000)
+    density = TipDensity.from_draws(z[:, 0], 0.001 + np.exp(z[:, 1]), np.exp(z[:, 2]))
+    np.testing.assert_allclose(density.mean, [1.37, np.log(0.004), np.log(0.3)], atol=0.02)
+    np.testing.assert_allclose(density.cov, cov, atol=6e-3)
+    assert density.adequacy["adequate"]
+    assert TipDensity.from_dict(density.to_dict()).mean == pytest.approx(density.mean)
+    # a skewed cloud is flagged as badly described
+    bad = TipDensity.from_draws(1.37 + rng.exponential(0.02, 4000), 0.001 + np.exp(z[:, 1]), np.exp(z[:, 2]))
+    assert not bad.adequacy["adequate"]
+    # used as a prior, it is a normalised MvNormal on z
+    with pm.Model() as model:
+        tip = density.random_variables()
+    draws = pm.draw(tip["delta_tip"], draws=2000, random_seed=2)
+    assert draws.std() == pytest.approx(0.02, rel=0.1)
+    assert model["tip_z"] in model.free_RVs
+
+
+def test_gates_flag_divergences_rhat_and_ess():
+    rng = np.random.default_rng(1)
+    good = summarize({"x": rng.standard_normal((4, 1000))})
+    assert gates(good, 0)["converged"]
+    assert not gates(good, 1)["converged"]
+    stuck = rng.standard_normal((4, 1000)) * 0.1 + np.array([0, 0, 0, 5.0])[:, None]
+    table = {"x": stuck}
+    g = gates(summarize(table), 0)
+    assert not g["converged"] and any("R-hat" in r for r in g["failed_gates"])
+    assert chain_modes(table) == ["x"]
+    walk = np.cumsum(rng.standard_normal((4, 300)), axis=1)
+    assert any("ESS" in r for r in gates(summarize({"w": walk}), 0)["failed_gates"])
+
+
+def test_parameter_table_flattens_vectors():
+    import xarray as xr
+    ds = xr.Dataset({"delta": (("chain", "draw", "gap"), np.zeros((2, 5, 2))), "g_n": (("chain", "draw"),
+                                                                                     np.ones((2, 5)))})
+    assert set(parameter_table(ds, ["delta", "g_n", "absent"])) == {"delta[0]", "delta[1]", "g_n"}
+
+
+def test_predictive_check_passes_white_noise_and_fails_structure():
+    rng = np.random.default_rng(3)
+    x = np.linspace(-3, 3, 400)
+    truth = np.exp(-x**2)
+    mu = truth + 0.001 * rng.standard_normal((200, 400))
+    y = truth + 0.02 * rng.standard_normal(400)
+    assert predictive_check(y, mu, np.full(200, 0.02), rng)["passed"]
+    y_bad = truth + 0.05 * np.sin(3 * x) + 0.02 * rng.standard_normal(400)  # unmodelled structure
+    check = predictive_check(y_bad, mu, np.full(200, 0.02), rng)
+    assert not check["passed"] and check["residual_lag1_autocorr"] > 0.5
