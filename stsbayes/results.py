@@ -10,6 +10,7 @@ import xarray as xr
 from . import __version__
 from .errors import InputError
 from .io.atomic import atomic_path, atomic_write_text
+from .io.reading import jsonable as _jsonable  # NaN/inf -> null, numpy -> plain JSON
 
 SCHEMA_VERSION = 1
 
@@ -22,20 +23,6 @@ def package_versions():
     return {"stsbayes": __version__, "pymc": pymc.__version__, "pytensor": pytensor.__version__,
             "arviz": arviz.__version__, "nutpie": nutpie.__version__, "numpy": np.__version__,
             "xarray": xr.__version__, "python": platform.python_version()}
-
-
-def _jsonable(x):
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _jsonable(x.tolist())
-    if isinstance(x, (np.floating, np.integer, np.bool_)):
-        return x.item()
-    if isinstance(x, Path):
-        return str(x)
-    return x
 
 
 class FitResult:
