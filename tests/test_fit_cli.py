@@ -57,6 +57,7 @@ def test_calibration_contract(calibration):
     assert summary["schema_version"] == 1 and summary["command"] == "calibrate-tip"
     for key in ("stsbayes_version", "seed", "input", "sampler", "parameters", "diagnostics", "timing_s"):
         assert key in summary
+    assert set(summary["timing_s"]) == {"compile", "sample"}
     assert summary["input"]["temperature_K"] == 0.08
     assert summary["input"]["modulation"]["kind"] == "rms"
     for key in ("divergences", "max_r_hat", "min_ess_bulk", "converged", "ppc"):
