@@ -97,7 +97,7 @@ def run_fit(data, spec, *, command="fit", tip=None, metal_tip=None, reference=No
     diag["ppc"] = ppc
     with model:
         prior = pm.sample_prior_predictive(draws=500, var_names=[n for n in info.parameters], random_seed=seed)
-    prior_ds = prior["prior"].to_dataset() if hasattr(prior, "children") else prior.prior
+    prior_ds = prior["prior"].to_dataset()  # PyMC 6 returns a DataTree
     keep = [n for n in posterior.data_vars if n != "mu"]
     predictions = _thin(mu, PREDICTION_DRAWS)
     groups = {

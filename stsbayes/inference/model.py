@@ -40,8 +40,6 @@ class ModelInfo:
     parameters: list  # canonical names of the fitted quantities, as stored in the posterior
     fixed: dict  # name -> value of quantities held fixed
     metal_tip: bool
-    v_peak: float | None
-    temperature_K: float | None
 
 
 def build_model(data, spec, *, tip_density=None, metal_tip=None, reference=None, fit_modulation=False):
@@ -163,6 +161,5 @@ def build_model(data, spec, *, tip_density=None, metal_tip=None, reference=None,
     wanted = ["delta_tip", "gamma_tip", "T_eff", "delta", "gamma", "weight", "floor", "modulation_rms", "g_n",
               "bias_offset", "b0", "b1", "sigma", "sigma_scale", "nu"]
     wanted += [f"{k}_{i}" for k in BOUND_PARAMS for i in range(len(states))]
-    info = ModelInfo(grid=grid, parameters=[n for n in wanted if n in names], fixed=fixed, metal_tip=metal,
-                     v_peak=v_fixed, temperature_K=t_bath)
+    info = ModelInfo(grid=grid, parameters=[n for n in wanted if n in names], fixed=fixed, metal_tip=metal)
     return model, info
