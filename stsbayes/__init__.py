@@ -24,10 +24,35 @@ def fit(data, spec, **kwargs):
     return _fit(data, spec, **kwargs)
 
 
+def fit_joint(spectra, spec, **kwargs):
+    """Fit labelled spectra of one tip together (shared tip and T_eff); see :func:`stsbayes.api.fit_joint`."""
+    from .api import fit_joint as _fit_joint
+    return _fit_joint(spectra, spec, **kwargs)
+
+
+def difference(result, name, a, b, **kwargs):
+    """P(b:name < a:name) and a credible interval on the change, from a joint fit; see stsbayes.api.difference."""
+    from .api import difference as _difference
+    return _difference(result, name, a, b, **kwargs)
+
+
+def compare(data, spec=None, **kwargs):
+    """Compare the ZECP hypotheses mzm / ysr / ysr2 on one spectrum by their evidence; see
+    :func:`stsbayes.compare.compare`. Returns a CompareResult (``.summary()``, ``.save(dir)``, ``.report(dir)``)."""
+    from .comparison import compare as _compare
+    return _compare(data, spec, **kwargs)
+
+
+def load_compare(path):
+    """Reload a result directory written by ``stsbayes compare`` (summary.json + posterior_<h>.nc)."""
+    from .comparison import load_compare as _load_compare
+    return _load_compare(path)
+
+
 def load_result(path):
     """Reload a result directory written by calibrate-tip or fit."""
     from .results import load_result as _load_result
     return _load_result(path)
 
 
-__all__ = ["InputError", "__version__", "calibrate_tip", "fit", "load", "load_result", "load_spec", "simulate"]
+__all__ = ["InputError", "__version__", "calibrate_tip", "compare", "fit", "load", "load_compare", "load_result", "load_spec", "simulate"]

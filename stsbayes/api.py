@@ -11,7 +11,8 @@ from scipy import stats
 from .diagnostics.gates import chain_modes, gates, parameter_table, summarize
 from .diagnostics.ppc import predictive_check
 from .errors import InputError
-from .inference import PB_REFERENCE, FitData, TipDensity, build_model, run_nuts
+from .inference import PB_REFERENCE, FitData, TipDensity, run_nuts
+from .inference.model import build_joint_model
 from .models.spec import load_spec
 from .results import SCHEMA_VERSION, FitResult, _jsonable, load_result, package_versions
 
@@ -51,40 +52,26 @@ def _thin(x, n):
     return flat[idx]
 
 
-def run_fit(data, spec, *, command="fit", tip=None, metal_tip=None, reference=None, fit_modulation=False,
-            sampler="nutpie", chains=4, draws=1000, tune=1000, seed=None, progress=None, input_record=None,
-            backend="numba"):
-    """Build, sample, check and package one fit. Returns a :class:`FitResult` (converged or not)."""
-    spec = load_spec(spec if spec is not None else {})
-    ref = _reference(reference)
-    density = _tip_density(tip)
-    model, info = build_model(data, spec, tip_density=density, metal_tip=metal_tip, reference=ref,
-                              fit_modulation=fit_modulation)
-    trace, timing, seed = run_nuts(model, sampler=sampler, chains=chains, draws=draws, tune=tune, seed=seed,
-                                   progress=progress, backend=backend)
-    posterior = trace["posterior"].to_dataset()
-    table = parameter_table(posterior, info.parameters)
-    parameters = summarize(table)
-    # canonical names of bound-state quantities: eps_0 -> eps[0]
-    parameters = {(n.rsplit("_", 1)[0] + f"[{n.rsplit('_', 1)[1]}]" if n.split("_")[0] in
-                   ("eps", "width", "u2", "v2") and n.rsplit("_", 1)[1].isdigit() else n): v
-                  for n, v in parameters.items()}
-    divergences = int(np.asarray(trace["sample_stats"]["diverging"]).sum())
-    diag = gates(parameters, divergences)
-    stuck = chain_modes(table)
-    if stuck:
-        diag["chains_in_different_modes"] = stuck
-        diag["converged"] = False
-        diag["failed_gates"].append("chains in different modes: " + ", ".join(stuck))
-    # expected spectra and noise scale per draw, for checks, bands and the pointwise log-likelihood
-    mu = np.asarray(posterior["mu"])
-    if "sigma" in posterior:
-        sig = np.asarray(posterior["sigma"])[..., None] * np.ones(mu.shape[-1])
-    elif "sigma_scale" in posterior:
-        sig = np.asarray(posterior["sigma_scale"])[..., None] * np.maximum(data.sigma, 1e-300)
+def _canonical(name):
+    """eps_0 -> eps[0] (also with a joint fit's label prefix, on:eps_0 -> on:eps[0])."""
+    label, _, base = name.rpartition(":")
+    stem, _, idx = base.rpartition("_")
+    if stem in ("eps", "width", "u2", "v2") and idx.isdigit():
+        base = f"{stem}[{idx}]"
+    return f"{label}:{base}" if label else base
+
+
+def _pointwise(posterior, data, spec, label, seed):
+    """Log-likelihood per draw and point, predictive check, thinned predictions of one spectrum."""
+    nm = (lambda n: n) if label is None else (lambda n: f"{label}:{n}")
+    mu = np.asarray(posterior[nm("mu")])
+    if nm("sigma") in posterior:
+        sig = np.asarray(posterior[nm("sigma")])[..., None] * np.ones(mu.shape[-1])
+    elif nm("sigma_scale") in posterior:
+        sig = np.asarray(posterior[nm("sigma_scale")])[..., None] * np.maximum(data.sigma, 1e-300)
     else:
         sig = np.full(mu.shape, float(spec.observation.get("sigma", 1.0)))
-    nu = np.asarray(posterior["nu"]) if "nu" in posterior else spec.observation.get("nu")
+    nu = np.asarray(posterior[nm("nu")]) if nm("nu") in posterior else spec.observation.get("nu")
     if spec.observation.get("noise", "normal") == "student_t":
         nu_arr = np.broadcast_to(np.asarray(nu, float)[..., None] if np.ndim(nu) else nu, mu.shape)
         loglik = stats.t.logpdf(data.y, nu_arr, loc=mu, scale=sig)
@@ -94,38 +81,81 @@ def run_fit(data, spec, *, command="fit", tip=None, metal_tip=None, reference=No
     rng = np.random.default_rng(seed)
     ppc = predictive_check(data.y, _thin(mu, PREDICTION_DRAWS), _thin(sig, PREDICTION_DRAWS), rng,
                            None if nu_arr is None else _thin(nu_arr[..., 0], PREDICTION_DRAWS))
-    diag["ppc"] = ppc
-    with model:
-        prior = pm.sample_prior_predictive(draws=500, var_names=[n for n in info.parameters], random_seed=seed)
-    prior_ds = prior["prior"].to_dataset()  # PyMC 6 returns a DataTree
-    keep = [n for n in posterior.data_vars if n != "mu"]
-    predictions = _thin(mu, PREDICTION_DRAWS)
+    dim = nm("bias_mV")
+    coords = {"chain": posterior.chain, "draw": posterior.draw, dim: data.bias}
     groups = {
-        "posterior": posterior[keep],
-        "sample_stats": trace["sample_stats"].to_dataset(),
-        "log_likelihood": xr.Dataset({"y": (("chain", "draw", "bias_mV"), loglik)},
-                                     coords={"chain": posterior.chain, "draw": posterior.draw,
-                                             "bias_mV": data.bias}),
-        "prior": prior_ds,
-        "observed_data": xr.Dataset({"y": ("bias_mV", data.y)}, coords={"bias_mV": data.bias}),
-        "predictions": xr.Dataset({"mu": (("sample", "bias_mV"), predictions),
-                                   "sigma": (("sample", "bias_mV"), _thin(sig, PREDICTION_DRAWS))},
-                                  coords={"bias_mV": data.bias}),
+        "log_likelihood": xr.Dataset({nm("y"): (("chain", "draw", dim), loglik)}, coords=coords),
+        "observed_data": xr.Dataset({nm("y"): (dim, data.y)}, coords={dim: data.bias}),
+        "predictions": xr.Dataset({nm("mu"): (("sample", dim), _thin(mu, PREDICTION_DRAWS)),
+                                   nm("sigma"): (("sample", dim), _thin(sig, PREDICTION_DRAWS))},
+                                  coords={dim: data.bias}),
     }
     if data.sigma is not None:
-        groups["observed_data"]["sigma"] = ("bias_mV", data.sigma)
+        groups["observed_data"][nm("sigma")] = (dim, data.sigma)
+    return groups, ppc
+
+
+def run_fit(data, spec, *, command="fit", tip=None, metal_tip=None, reference=None, fit_modulation=False,
+            sampler="nutpie", chains=4, draws=1000, tune=1000, seed=None, progress=None, input_record=None,
+            backend="numba", hypothesis=None, labels=None):
+    """Build, sample, check and package one fit. Returns a :class:`FitResult` (converged or not).
+
+    ``data`` is one spectrum, or with ``labels`` a list of spectra fitted jointly (shared tip and T_eff).
+    """
+    datas = list(data) if labels is not None else [data]
+    if labels is not None and isinstance(spec, dict) and set(labels) <= set(spec):
+        spec = {k: load_spec(v if v is not None else {}) for k, v in spec.items()}  # one spec per spectrum
+    else:
+        spec = load_spec(spec if spec is not None else {})
+    ref = ({k: _reference(v) for k, v in reference.items()} if isinstance(reference, dict)
+           else _reference(reference))
+    density = _tip_density(tip)
+    model, info = build_joint_model(datas, spec, labels=labels, tip_density=density, metal_tip=metal_tip,
+                                    reference=ref, fit_modulation=fit_modulation, hypothesis=hypothesis)
+    trace, timing, seed = run_nuts(model, sampler=sampler, chains=chains, draws=draws, tune=tune, seed=seed,
+                                   progress=progress, backend=backend)
+    posterior = trace["posterior"].to_dataset()
+    table = parameter_table(posterior, info.parameters)
+    parameters = {_canonical(n): v for n, v in summarize(table).items()}
+    divergences = int(np.asarray(trace["sample_stats"]["diverging"]).sum())
+    diag = gates(parameters, divergences)
+    stuck = chain_modes(table)
+    if stuck:
+        diag["chains_in_different_modes"] = stuck
+        diag["converged"] = False
+        diag["failed_gates"].append("chains in different modes: " + ", ".join(stuck))
+    groups = {}
+    checks = {}
+    for d, label in zip(datas, labels or [None]):
+        part, checks[label] = _pointwise(posterior, d, spec[label] if isinstance(spec, dict) else spec, label, seed)
+        for name, ds in part.items():
+            groups[name] = ds if name not in groups else xr.merge([groups[name], ds])
+    if labels is None:
+        diag["ppc"] = checks[None]
+    else:
+        diag["ppc"] = {"passed": all(c["passed"] for c in checks.values()), "by_spectrum": checks}
+    with model:
+        prior = pm.sample_prior_predictive(draws=500, var_names=[n for n in info.parameters], random_seed=seed)
+    mus = {"mu"} if labels is None else {f"{x}:mu" for x in labels}
+    groups = {"posterior": posterior[[n for n in posterior.data_vars if n not in mus]],
+              "sample_stats": trace["sample_stats"].to_dataset(),
+              "prior": prior["prior"].to_dataset(),  # PyMC 6 returns a DataTree
+              **groups}
     tree = xr.DataTree.from_dict({name: xr.DataTree(ds) for name, ds in groups.items()})
+    first = datas[0]
     summary = {
         "schema_version": SCHEMA_VERSION, "command": command, "stsbayes_version": package_versions()["stsbayes"],
         "seed": seed,
-        "input": {"temperature_K": data.temperature_K, "modulation": data.modulation,
-                  "units": data.units, **(input_record or {})},
+        "input": {"temperature_K": first.temperature_K, "modulation": first.modulation,
+                  "units": first.units, **(input_record or {})},
         "sampler": {"name": sampler, "chains": chains, "draws": draws, "tune": tune},
         "parameters": parameters,
         "fixed": info.fixed,
         "diagnostics": diag,
         "timing_s": timing,
     }
+    if labels is not None:
+        summary["spectra"] = list(labels)
     if command == "calibrate-tip":
         post = posterior
         density = TipDensity.from_draws(post["delta_tip"], post["gamma_tip"], post["T_eff"])
@@ -135,11 +165,13 @@ def run_fit(data, spec, *, command="fit", tip=None, metal_tip=None, reference=No
         summary["tip_prior"] = density.to_dict()
     tree.attrs["summary"] = json.dumps(_jsonable(summary))
     tree.attrs["provenance"] = json.dumps(_jsonable({
-        "spec": spec.as_dict(), "reference": reference, "data": {k: v for k, v in data.metadata.items()
-                                                                   if k not in ("comments",)},
+        "spec": ({k: v.as_dict() for k, v in spec.items()} if isinstance(spec, dict) else spec.as_dict()),
+        "reference": reference, "hypothesis": hypothesis, "labels": labels,
+        "data": {k: v for k, v in first.metadata.items() if k not in ("comments",)} if labels is None else
+        {label: {k: v for k, v in d.metadata.items() if k not in ("comments",)} for label, d in zip(labels, datas)},
         "seed": seed, "sampler": summary["sampler"], "versions": package_versions(),
         "grid": {"step_meV": info.grid.step, "points": 2 * info.grid.half + 1, "fft_size": info.grid.fft_size}}))
-    return FitResult(tree, summary)
+    return FitResult(tree, summary, model=model)
 
 
 def calibrate_tip(data, spec=None, *, reference="pb", **kwargs):
@@ -165,3 +197,38 @@ def fit(data, spec, *, tip=None, metal_tip=False, **kwargs):
     if tip is not None and metal_tip:
         raise InputError("give either --tip or --metal-tip, not both")
     return run_fit(_as_data(data), spec, command="fit", tip=tip, metal_tip=True if metal_tip else None, **kwargs)
+
+
+def fit_joint(spectra, spec, *, tip=None, metal_tip=False, reference=None, **kwargs):
+    """Fit several spectra of one tip in one junction together: ``spectra`` maps a label to each spectrum (a file,
+    Spectrum or FitData). The tip (delta_tip, gamma_tip) and T_eff are shared; each spectrum keeps its own sample
+    and observation parameters, named ``<label>:<name>`` (``on:delta[0]``). Compare spectra with
+    :func:`difference`."""
+    if tip is not None and metal_tip:
+        raise InputError("give either tip or metal_tip, not both")
+    if not isinstance(spectra, dict) or len(spectra) < 2:
+        raise InputError("a joint fit needs a dict of at least two labelled spectra, e.g. {'on': a, 'off': b}")
+    labels = list(spectra)
+    datas = [_as_data(d) for d in spectra.values()]
+    return run_fit(datas, spec, command="fit", tip=tip, metal_tip=True if metal_tip else None,
+                   reference=reference, labels=labels, **kwargs)
+
+
+def difference(result, name, a, b, *, level=0.9):
+    """Posterior of ``b:name - a:name`` in a joint fit (e.g. ``difference(r, "delta[0]", "off", "on")``):
+    mean, sd, a central credible interval at ``level``, and P(decrease) = P(b:name < a:name)."""
+    post = result.posterior
+
+    def values(label):
+        base, _, idx = name.partition("[")
+        var = f"{label}:{base}"
+        if var not in post:
+            raise InputError(f"{var} is not in this result: use a parameter name such as delta[0] and the labels "
+                             f"{', '.join(result.summary().get('spectra', []))}")
+        x = np.asarray(post[var])
+        return x[..., int(idx.rstrip("]"))] if idx else x
+
+    diff = (values(b) - values(a)).ravel()
+    lo, hi = np.quantile(diff, [(1 - level) / 2, (1 + level) / 2])
+    return {"mean": float(diff.mean()), "sd": float(diff.std(ddof=1)), "interval": [float(lo), float(hi)],
+            "level": level, "p_decrease": float(np.mean(diff < 0))}

@@ -28,9 +28,11 @@ def package_versions():
 class FitResult:
     """A finished fit (or calibration): the DataTree of draws and the summary that ``summary.json`` holds."""
 
-    def __init__(self, tree, summary):
+    def __init__(self, tree, summary, model=None):
         self.tree = tree
         self._summary = summary
+        # the pm.Model the draws came from, while this process lives (evidence estimators need it); not saved
+        self.model = model
 
     def summary(self):
         return self._summary

@@ -8,6 +8,7 @@ from stsbayes.diagnostics.gates import chain_modes, gates, parameter_table, summ
 from stsbayes.diagnostics.ppc import predictive_check
 from stsbayes.errors import InputError
 from stsbayes.inference import PB_REFERENCE, FitData, TipDensity, build_model
+from stsbayes.inference.priors import RIDGE_SCALE
 from stsbayes.models import simulate
 
 BIAS = np.linspace(-3.5, 3.5, 71)
@@ -65,21 +66,44 @@ def test_missing_gap_priors_are_explained():
 def test_tip_density_recovers_a_known_normal_and_is_proper():
     rng = np.random.default_rng(0)
     cov = np.array([[0.02**2, 0.5 * 0.02 * 0.3, 0], [0.5 * 0.02 * 0.3, 0.3**2, 0], [0, 0, 0.1**2]])
-    z = rng.multivariate_normal([1.37, np.log(0.004), np.log(0.3)], cov, size=4000)
-    density = TipDensity.from_draws(z[:, 0], 0.001 + np.exp(z[:, 1]), np.exp(z[:, 2]))
-    np.testing.assert_allclose(density.mean, [1.37, np.log(0.004), np.log(0.3)], atol=0.02)
+    z = rng.multivariate_normal([1.37, 0.5, np.log(0.3)], cov, size=4000)
+    gamma = 0.001 + RIDGE_SCALE * np.log1p(np.exp(z[:, 1]))  # the density's coordinates: 0.001 + c softplus(z1)
+    density = TipDensity.from_draws(z[:, 0], gamma, np.exp(z[:, 2]))
+    np.testing.assert_allclose(density.mean, [1.37, 0.5, np.log(0.3)], atol=0.02)
     np.testing.assert_allclose(density.cov, cov, atol=6e-3)
     assert density.adequacy["adequate"]
     assert TipDensity.from_dict(density.to_dict()).mean == pytest.approx(density.mean)
     # a skewed cloud is flagged as badly described
-    bad = TipDensity.from_draws(1.37 + rng.exponential(0.02, 4000), 0.001 + np.exp(z[:, 1]), np.exp(z[:, 2]))
+    bad = TipDensity.from_draws(1.37 + rng.exponential(0.02, 4000), gamma, np.exp(z[:, 2]))
     assert not bad.adequacy["adequate"]
     # used as a prior, it is a normalised MvNormal on z
     with pm.Model() as model:
         tip = density.random_variables()
     draws = pm.draw(tip["delta_tip"], draws=2000, random_seed=2)
     assert draws.std() == pytest.approx(0.02, rel=0.1)
+    assert np.median(pm.draw(tip["gamma_tip"], draws=2000, random_seed=2)) == pytest.approx(np.median(gamma), rel=0.05)
     assert model["tip_z"] in model.free_RVs
+    old = dict(density.to_dict(), space="z = (delta_tip, log(gamma_tip - 0.001), log T_eff)")
+    with pytest.raises(InputError, match="re-run calibrate-tip"):
+        TipDensity.from_dict(old)
+
+
+def test_ridge_coordinates_keep_the_prior_normalised():
+    """The SIS widths are sampled as c softplus(y): the prior in y (with its Jacobian) must still integrate to
+    1 and give the documented LogNormal's quantiles."""
+    from scipy import integrate
+
+    from stsbayes.inference.priors import ScaledSoftplus
+
+    with pm.Model() as model:
+        pm.LogNormal("x", mu=np.log(0.01), sigma=1.0, transform=ScaledSoftplus(0.002), default_transform=None)
+    logp = model.compile_logp()
+    name = model.value_vars[0].name
+    density = lambda y: np.exp(logp({name: y}))  # noqa: E731
+    total = integrate.quad(density, -40, 2000, points=[0, 5, 50], limit=200)[0]
+    assert total == pytest.approx(1.0, abs=1e-6)
+    y_median = np.log(np.expm1(0.01 / 0.002))  # the LogNormal's median 0.01 in these coordinates
+    assert integrate.quad(density, -40, y_median)[0] == pytest.approx(0.5, abs=1e-6)
 
 
 def test_gates_flag_divergences_rhat_and_ess():

@@ -11,6 +11,8 @@ from matplotlib import image as mpimg
 
 from stsbayes.diagnostics.gates import parameter_table, summarize
 from stsbayes.errors import InputError
+from stsbayes.inference.priors import RIDGE_SCALE
+from stsbayes.inference.tip import SPACE
 from stsbayes.reports import figures, render_from_dir, write_report
 from stsbayes.results import FitResult
 
@@ -109,10 +111,10 @@ def fake_result(*, converged=True, command="fit", sis=True, tip_prior=False, dat
     tree = xr.DataTree.from_dict({name: xr.DataTree(ds) for name, ds in {
         "posterior": posterior, "prior": prior, "observed_data": observed, "predictions": predictions,
         "sample_stats": sample_stats}.items()})
-    z = np.column_stack([posterior["delta_tip"].values.ravel(), np.log(posterior["gamma_tip"].values.ravel() - 1e-3),
+    g = posterior["gamma_tip"].values.ravel() if sis else None
+    z = np.column_stack([posterior["delta_tip"].values.ravel(), np.log(np.expm1((g - 1e-3) / RIDGE_SCALE)),
                          np.log(posterior["T_eff"].values.ravel())]) if sis else None
-    density = None if z is None else {"names": ["delta_tip", "gamma_tip", "T_eff"],
-                                      "space": "z = (delta_tip, log(gamma_tip - 0.001), log T_eff)",
+    density = None if z is None else {"names": ["delta_tip", "gamma_tip", "T_eff"], "space": SPACE,
                                       "mean": z.mean(axis=0).tolist(), "cov": np.cov(z, rowvar=False).tolist(),
                                       "adequacy": {"ks_marginals": {"delta_tip": 0.02, "gamma_tip": 0.09,
                                                                     "T_eff": 0.03},

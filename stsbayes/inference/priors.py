@@ -6,6 +6,11 @@ Defaults, with their reasons (every one can be replaced in the spec):
   0.002-0.1 meV. The shift keeps the sampler above a floor where the grid's accuracy is guaranteed (physics.md §4
   asks for floors of at least 0.001 meV); 0.002 lets the grid step be 0.001 meV, half the cost of the 0.0005 meV
   that 0.001 would need. A user prior on these is truncated at 0.001 meV, and the grid then refines to match.
+- SIS widths with both defaults (a calibration): the data see only the sums gamma_tip + gamma[k] (physics.md,
+  identifiability), so the prior is written in those terms: the excess SIS widths w[k] = gamma_tip + gamma[k] -
+  0.004 ~ LogNormal(log 0.02, 1) and the tip's share f ~ Beta(2, 2) of the narrowest one (a smooth minimum,
+  (sum w^-8)^(-1/8)): gamma_tip = 0.002 + f m, gamma[k] = 0.002 + w[k] - f m. Sampled as (log w, logit f) the
+  posterior has no ridge: w is sharp, f follows its prior (the split is not in the data, and says so).
 - ``weight``: Dirichlet(2, ..., 2): any mix of the gaps, mildly away from a gap that vanishes (which would make its
   delta unidentified).
 - ``T_eff``: T_bath + HalfNormal(0.3 K): the junction is at least as hot as the bath (physics.md §3), and at
@@ -25,6 +30,7 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 from pymc.distributions.transforms import ordered
+from pymc.logprob.transforms import Transform
 
 from ..errors import InputError
 from ..models.constants import GAMMA_FLOOR
@@ -32,9 +38,36 @@ from ..models.spec import Fitted, Prior
 
 BROADENING_PRIOR = {"mu": float(np.log(0.01)), "sigma": 1.0}
 DEFAULT_BROADENING_FLOOR = 0.002  # meV
+RIDGE_SCALE = 0.002  # meV: below it the SIS width coordinates turn logarithmic (ScaledSoftplus)
 T_EXCESS_SIGMA = 0.3  # K
 OFFSET_SIGMA = 0.02  # mV
 PB_REFERENCE = {"delta": [1.26, 1.41], "delta_sigma": 0.05, "delta_tip": 1.37, "delta_tip_sigma": 0.1}
+
+
+class ScaledSoftplus(Transform):
+    """Positive values x = c·softplus(y): logarithmic below the scale c, linear above it.
+
+    The SIS width ridge (only gamma_tip + gamma[k] reaches the data, physics.md identifiability) is a straight line
+    in (gamma_tip, gamma[k]) but a curved one in the log coordinates PyMC uses by default; a curved ridge forces
+    NUTS into tiny steps and leaves chains unmixed. In these coordinates it is straight wherever both widths are
+    above c. The prior density is unchanged (the Jacobian is added); only the sampler's coordinates differ.
+    """
+
+    name = "scaled_softplus"
+    ndim_supp = 0
+
+    def __init__(self, scale):
+        self.scale = float(scale)
+
+    def backward(self, value, *inputs):
+        return self.scale * pt.softplus(value)
+
+    def forward(self, value, *inputs):
+        y = value / self.scale
+        return pt.log(-pt.expm1(-y)) + y
+
+    def log_jac_det(self, value, *inputs):
+        return np.log(self.scale) - pt.softplus(-value)
 
 
 def distribution(name, prior, *, shape=None, transform=None, lower=None):
@@ -57,18 +90,41 @@ def distribution(name, prior, *, shape=None, transform=None, lower=None):
     return dist(name, **p, **kwargs)
 
 
-def broadening(name, entry, *, shape=None):
-    """gamma / gamma_tip / width: a number (fixed), a prior (truncated at the floor), or the default."""
+def broadening(name, entry, *, shape=None, ridge=False):
+    """gamma / gamma_tip / width: a number (fixed), a prior (truncated at the floor), or the default.
+
+    ``ridge``: the broadening is one of an SIS pair whose sum is all the data see; sample it in
+    :class:`ScaledSoftplus` coordinates (same prior) so the ridge is straight.
+    """
     if isinstance(entry, (int, float)):
         return pt.as_tensor_variable(float(entry))
     if isinstance(entry, list):
         if all(isinstance(x, float) for x in entry):
             return pt.as_tensor_variable(np.asarray(entry, dtype=float))
-        return pt.stack([broadening(f"{name}_{i}", x) for i, x in enumerate(entry)])
+        return pt.stack([broadening(f"{name}_{i}", x, ridge=ridge) for i, x in enumerate(entry)])
     if isinstance(entry, Prior):
         return distribution(name, entry, shape=shape, lower=GAMMA_FLOOR)
-    excess = pm.LogNormal(f"{name}_excess", **BROADENING_PRIOR, shape=shape)
+    kwargs = {"transform": ScaledSoftplus(RIDGE_SCALE), "default_transform": None} if ridge else {}
+    excess = pm.LogNormal(f"{name}_excess", **BROADENING_PRIOR, shape=shape, **kwargs)
     return pm.Deterministic(name, DEFAULT_BROADENING_FLOOR + excess)
+
+
+SIS_WIDTH_PRIOR = {"mu": float(np.log(0.02)), "sigma": 1.0}
+TIP_SHARE_PRIOR = {"alpha": 2.0, "beta": 2.0}
+SOFTMIN_POWER = 8.0
+
+
+def sis_widths(n_gaps):
+    """gamma_tip and the sample's gamma[k] from the sum/split prior above (both defaults, superconducting tip)."""
+    excess = pm.LogNormal("gamma_sum_excess", **SIS_WIDTH_PRIOR, shape=n_gaps)
+    share = pm.Beta("gamma_tip_share", **TIP_SHARE_PRIOR)
+    floor = DEFAULT_BROADENING_FLOOR
+    if n_gaps == 1:
+        smallest = excess[0]
+    else:
+        smallest = pt.sum(excess ** -SOFTMIN_POWER) ** (-1.0 / SOFTMIN_POWER)
+    tip = floor + share * smallest
+    return pm.Deterministic("gamma_tip", tip), pm.Deterministic("gamma", floor + excess - share * smallest)
 
 
 def broadening_floor(entry):

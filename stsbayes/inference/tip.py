@@ -1,7 +1,8 @@
 """The calibrated tip as a normalised density: the prior of the tip in every later fit.
 
 A tip calibration's posterior over (delta_tip, gamma_tip, T_eff) is summarised as a multivariate normal on an
-unconstrained scale z = (delta_tip, log(gamma_tip - floor), log T_eff). The density is proper, so evidences that use
+unconstrained scale z = (delta_tip, softplus^-1((gamma_tip - floor) / c), log T_eff), c = RIDGE_SCALE: the coordinates
+the calibration sampled gamma_tip in, where the SIS width ridge with the sample's gamma is straight. The density is proper, so evidences that use
 it as a prior mean something, and it keeps the correlations (the tip/sample ridge is carried by delta_tip's
 correlation with the other tip quantities only through the calibration's own fit). Its adequacy is checked against
 the draws: each marginal's Kolmogorov-Smirnov distance and the Mahalanobis radii against chi^2(3).
@@ -15,13 +16,32 @@ from scipy import stats
 
 from ..errors import InputError
 from ..models.constants import GAMMA_FLOOR
+from .priors import RIDGE_SCALE
 
 NAMES = ("delta_tip", "gamma_tip", "T_eff")
 KS_ADEQUATE = 0.05  # every KS distance below this: the normal describes the draws to a few per cent
+SPACE = f"z = (delta_tip, softplus^-1((gamma_tip - 0.001) / {RIDGE_SCALE}), log T_eff)"
+
+
+def _softplus_inv(x):
+    return x + np.log(-np.expm1(-x))
 
 
 def _to_z(delta_tip, gamma_tip, t_eff):
-    return np.column_stack([delta_tip, np.log(gamma_tip - GAMMA_FLOOR), np.log(t_eff)])
+    return np.column_stack([delta_tip, _softplus_inv((gamma_tip - GAMMA_FLOOR) / RIDGE_SCALE), np.log(t_eff)])
+
+
+def _gamma(z1):
+    return GAMMA_FLOOR + RIDGE_SCALE * np.logaddexp(0.0, z1)
+
+
+def to_physical(name, z):
+    """A coordinate of the density's z back to its physical quantity (meV or K)."""
+    if name == "gamma_tip":
+        return _gamma(z)
+    if name == "T_eff":
+        return np.exp(z)
+    return z
 
 
 @dataclass
@@ -49,7 +69,7 @@ class TipDensity:
         """Inside a ``pm.Model``: the tip quantities drawn from this density (names as in every fit)."""
         z = pm.MvNormal("tip_z", mu=self.mean, cov=self.cov)
         return {"delta_tip": pm.Deterministic("delta_tip", z[0]),
-                "gamma_tip": pm.Deterministic("gamma_tip", GAMMA_FLOOR + pm.math.exp(z[1])),
+                "gamma_tip": pm.Deterministic("gamma_tip", GAMMA_FLOOR + RIDGE_SCALE * pm.math.softplus(z[1])),
                 "T_eff": pm.Deterministic("T_eff", pm.math.exp(z[2]))}
 
     def upper_reach(self, name):
@@ -60,18 +80,20 @@ class TipDensity:
     def lower_reach(self, name):
         """A value gamma_tip practically never goes below under this density (sizes the grid step)."""
         i = NAMES.index(name)
-        return GAMMA_FLOOR + float(np.exp(self.mean[i] - 5 * np.sqrt(self.cov[i, i])))
+        return float(_gamma(self.mean[i] - 5 * np.sqrt(self.cov[i, i])))
 
     def scaled(self, factor):
         """The same density with its covariance scaled by factor**2 (for studies of tip uncertainty)."""
         return TipDensity(self.mean.copy(), self.cov * factor**2, dict(self.adequacy))
 
     def to_dict(self):
-        return {"names": list(NAMES), "space": "z = (delta_tip, log(gamma_tip - 0.001), log T_eff)",
+        return {"names": list(NAMES), "space": SPACE,
                 "mean": self.mean.tolist(), "cov": self.cov.tolist(), "adequacy": self.adequacy}
 
     @classmethod
     def from_dict(cls, d):
+        if d.get("space", SPACE) != SPACE:
+            raise InputError("this calibration stores its tip density in older coordinates: re-run calibrate-tip")
         try:
             return cls(np.asarray(d["mean"], float), np.asarray(d["cov"], float), d.get("adequacy", {}))
         except (KeyError, TypeError, ValueError):

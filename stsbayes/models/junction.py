@@ -22,6 +22,7 @@ import pytensor.tensor as pt
 from pytensor.tensor.fft import irfft_op, rfft_op
 from scipy.fft import next_fast_len
 
+from .. import backends  # noqa: F401  (native numba FFTs for nutpie's default backend)
 from .constants import K_B
 from .dos import dynes, dynes_derivative, on_symmetric_grid
 

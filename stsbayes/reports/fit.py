@@ -12,7 +12,6 @@ import numpy as np
 
 from ..diagnostics.gates import MAX_R_HAT, MIN_ESS_BULK
 from ..io.atomic import atomic_path, atomic_write_text
-from ..models.constants import GAMMA_FLOOR
 from . import figures as F
 from .html import cell, esc, figure, fmt, page, table
 
@@ -21,7 +20,7 @@ FIGURE_DIR = "figures"
 # every figure this report may write: files of these names that a new report no longer shows are removed
 FIGURES = ("fit.png", "peaks.png", "prior_posterior.png", "ridge.png")
 from ..diagnostics.ppc import PIT_P_MIN  # noqa: E402
-from ..inference.tip import KS_ADEQUATE  # noqa: E402
+from ..inference.tip import KS_ADEQUATE, to_physical  # noqa: E402
 
 UNITS = {"delta_tip": "meV", "gamma_tip": "meV", "T_eff": "K", "delta": "meV", "gamma": "meV", "weight": "",
          "floor": "", "modulation_rms": "mV", "bias_offset": "mV", "b1": "1/mV", "sigma_scale": "", "nu": "",
@@ -83,21 +82,12 @@ def _unit(name, g_unit):
     return g_unit if base in CONDUCTANCE else UNITS.get(base, "")
 
 
-def _z_to_physical(name, z):
-    """Back from the tip density's unconstrained scale z = (delta_tip, log(gamma_tip - floor), log T_eff)."""
-    if name == "gamma_tip":
-        return GAMMA_FLOOR + np.exp(z)
-    if name == "T_eff":
-        return np.exp(z)
-    return z
-
-
 def _tip_density_draws(density, rng, n=2000):
     """Draws of the tip quantities from a stored tip density (for prior overlays when the prior group lacks them)."""
     mean, cov = np.asarray(density["mean"], float), np.asarray(density["cov"], float)
     z = rng.multivariate_normal(mean, cov, size=n, method="eigh", check_valid="ignore")
     names = density.get("names", ["delta_tip", "gamma_tip", "T_eff"])
-    return {name: _z_to_physical(name, z[:, i]) for i, name in enumerate(names)}
+    return {name: to_physical(name, z[:, i]) for i, name in enumerate(names)}
 
 
 def _noise_dof(posterior, provenance, n_samples):
@@ -116,20 +106,23 @@ def _noise_dof(posterior, provenance, n_samples):
     return None
 
 
-def _spectrum(tree, provenance, posterior, rng):
-    """Bias, data, data sd and predictive bands (None where the tree lacks them)."""
+def _spectrum(tree, provenance, posterior, rng, label=None):
+    """Bias, data, data sd and predictive bands (None where the tree lacks them); ``label``: one spectrum of a
+    joint fit."""
+    nm = (lambda n: n) if label is None else (lambda n: f"{label}:{n}")  # noqa: E731
     obs = _group(tree, "observed_data")
-    if obs is None or "y" not in obs.data_vars:
+    if obs is None or nm("y") not in obs.data_vars:
         return None
-    bias = np.asarray(obs["bias_mV"], float)
-    y = np.asarray(obs["y"], float)
-    y_err = np.asarray(obs["sigma"], float) if "sigma" in obs.data_vars else None
+    dim = nm("bias_mV")
+    bias = np.asarray(obs[dim], float)
+    y = np.asarray(obs[nm("y")], float)
+    y_err = np.asarray(obs[nm("sigma")], float) if nm("sigma") in obs.data_vars else None
     pred = _group(tree, "predictions")
     bands, student = None, False
-    if pred is not None and "mu" in pred.data_vars:
-        mu = np.asarray(pred["mu"].transpose(..., "bias_mV"), float).reshape(-1, len(bias))
-        if "sigma" in pred.data_vars:
-            sigma = np.asarray(pred["sigma"].transpose(..., "bias_mV"), float).reshape(-1, len(bias))
+    if pred is not None and nm("mu") in pred.data_vars:
+        mu = np.asarray(pred[nm("mu")].transpose(..., dim), float).reshape(-1, len(bias))
+        if nm("sigma") in pred.data_vars:
+            sigma = np.asarray(pred[nm("sigma")].transpose(..., dim), float).reshape(-1, len(bias))
         else:
             sigma = np.broadcast_to(y_err, mu.shape) if y_err is not None else None
         if sigma is not None:
@@ -310,7 +303,7 @@ def _tip_section(summary, tree, has_tip):
     sd = np.sqrt(np.diag(cov))
     rows = []
     for i, name in enumerate(names):
-        lo, mid, hi = (_z_to_physical(name, mean[i] + c * sd[i]) for c in (-1.645, 0.0, 1.645))
+        lo, mid, hi = (to_physical(name, mean[i] + c * sd[i]) for c in (-1.645, 0.0, 1.645))
         rows.append([cell(name, "name"), cell(UNITS.get(name, ""), "text"), fmt(mean[i]), fmt(sd[i], 3),
                      fmt(mid), fmt(lo), fmt(hi)])
     out = [f"<h2>{esc(heading)}</h2>", f"<p>{note} Space: {esc(density.get('space', 'z'))}.</p>",
@@ -380,6 +373,15 @@ def write_report(result, out_dir):
         written.append(name)
         sections.append(figure(f"{FIGURE_DIR}/{name}", caption, alt))
 
+    for label in (provenance or {}).get("labels") or []:
+        part = _spectrum(tree, provenance, posterior, rng, label)
+        if part is not None and part["bands"] is not None:
+            sections.append(f"<h2>Spectrum {esc(label)}: data and posterior predictive</h2>")
+            add_figure(f"fit_{label}.png", F.plot_fit(part["bias"], part["y"], part["y_err"], part["bands"],
+                                                      ylabel=ylabel, warning=warning),
+                       f"Spectrum {label} of the joint fit against sample bias (mV); line: posterior median of the "
+                       "expected spectrum; bands: 50 % and 90 % intervals of replicated data. Lower panel: residuals.",
+                       f"data and posterior predictive band of spectrum {label}")
     spectrum = _spectrum(tree, provenance, posterior, rng)
     if spectrum is not None:
         sections.append("<h2>Data and posterior predictive</h2>")

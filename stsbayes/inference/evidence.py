@@ -1,0 +1,388 @@
+"""Marginal likelihoods ln Z of a PyMC model, each with a Monte-Carlo standard error (physics.md §6).
+
+Two independent estimators, so that a Bayes factor is trusted only when they agree:
+
+* :func:`bridge_sampling` — Meng & Wong's optimal bridge between the NUTS posterior and a multivariate normal fitted
+  to it, in the unconstrained space the sampler worked in (Gronau et al. 2017, *J. Math. Psychol.* 81, 80).
+* :func:`smc_evidence` — PyMC's sequential Monte Carlo, whose product of tempering-stage weights estimates Z.
+
+Both are model-agnostic: any ``pm.Model`` whose free variables are continuous. Each returns an :class:`Evidence`
+built from at least four independent replicates, and :func:`combine` merges estimators and says whether they agree.
+"""
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+from arviz_stats.base import array_stats
+from pymc.pytensorf import compile as compile_pytensor
+from pymc.pytensorf import join_nonshared_inputs
+from pytensor.graph.replace import graph_replace
+from scipy import stats
+from scipy.special import logsumexp
+
+from ..errors import InputError
+
+MIN_REPLICATES = 4
+# |a - b| <= AGREEMENT_SIGMAS * sqrt(ea^2 + eb^2): two estimators agree (physics.md §6)
+AGREEMENT_SIGMAS = 3.0
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One estimator's ln Z (natural log of the marginal likelihood) with its Monte-Carlo standard error.
+
+    ``by_replicate`` holds the independent replicate estimates the value and error were made from; ``method`` names
+    the estimator ("bridge", "smc", ...).
+    """
+
+    value: float
+    err: float
+    by_replicate: tuple[float, ...]
+    method: str
+
+
+class Combined(NamedTuple):
+    """Several estimators of one ln Z merged: inverse-variance mean, its error, and whether all pairs agree."""
+
+    value: float
+    err: float
+    agree: bool
+    by_estimator: dict[str, float]
+
+
+def _log_mean_exp(x):
+    return float(logsumexp(x) - np.log(len(x)))
+
+
+def replicate_standard_error(values):
+    """Standard error of the mean of independent replicates, widened for the few replicates it is estimated from.
+
+    sd/√n is scaled by t_{0.975, n−1} / z_{0.975} (1.62 for four replicates, 1.09 for sixteen), so that reading
+    ±err as a normal standard error keeps the coverage of the Student-t interval: a sample sd of four values is
+    itself uncertain by ~40 % and too small about half the time, and an error that is too small makes
+    estimators falsely disagree.
+    """
+    values = np.asarray(values, dtype=float)
+    n = values.size
+    widen = stats.t.ppf(0.975, n - 1) / stats.norm.ppf(0.975)
+    return float(np.std(values, ddof=1) / np.sqrt(n) * widen)
+
+
+def _check_replicates(replicates):
+    if int(replicates) != replicates or replicates < MIN_REPLICATES:
+        raise InputError(f"replicates={replicates} is too few for an honest error: use at least {MIN_REPLICATES}")
+    return int(replicates)
+
+
+def _check_continuous(model):
+    discrete = [v.name for v in model.discrete_value_vars]
+    if discrete:
+        raise InputError(f"free variables {', '.join(discrete)} are discrete: evidence estimators here need a "
+                         "model with continuous free variables only (marginalise the discrete ones)")
+    if not model.free_RVs:
+        raise InputError("the model has no free variables: its evidence is its likelihood, no estimator is needed")
+
+
+class UnconstrainedDensity:
+    """The model's log posterior density, unnormalised, on the flat unconstrained vector the samplers move in.
+
+    ``model.logp(jacobian=True)`` on the value variables is a density in the unconstrained space, so a proposal
+    fitted there integrates against it directly. It is compiled once; :meth:`to_unconstrained` maps the
+    constrained draws of a posterior (as stored in a DataTree) onto the same flat vector, applying each free
+    variable's forward transform with its parameters taken at that draw's own values.
+    """
+
+    def __init__(self, model):
+        _check_continuous(model)
+        self.model = model
+        self.names = [rv.name for rv in model.free_RVs]
+        point = model.initial_point(random_seed=0)
+        [logp], flat = join_nonshared_inputs(point=point, outputs=[model.logp(jacobian=True)],
+                                             inputs=model.value_vars)
+        self._logp = compile_pytensor([flat], logp)
+        self.ndim = int(sum(np.asarray(point[v.name]).size for v in model.value_vars))
+        self._forward = self._compile_forward()
+
+    def _compile_forward(self):
+        rvs = self.model.free_RVs
+        constrained = [rv.type(name=f"{rv.name}_constrained") for rv in rvs]
+        parts = []
+        for rv, value in zip(rvs, constrained):
+            transform = self.model.rvs_to_transforms.get(rv)
+            parts.append(pt.flatten(transform.forward(value, *rv.owner.inputs) if transform is not None else value))
+        # the transforms' parameters may be other free variables (a bound that is itself fitted): take them at the
+        # draw's values, not as random draws
+        flat = graph_replace(pt.concatenate(parts), dict(zip(rvs, constrained)), strict=False)
+        return compile_pytensor(constrained, flat, on_unused_input="ignore")
+
+    def logp(self, x):
+        """Unnormalised log posterior density at each row of ``x`` (draws, ndim)."""
+        x = np.atleast_2d(np.asarray(x, dtype=float))
+        return np.array([float(self._logp(row)) for row in x])
+
+    def to_unconstrained(self, posterior):
+        """Flat unconstrained draws (chain, draw, ndim) from a posterior group holding the free variables."""
+        missing = [n for n in self.names if n not in posterior]
+        if missing:
+            raise InputError(f"the posterior lacks the model's free variables {', '.join(missing)}: pass the trace "
+                             "sampled from this same model")
+        arrays = [np.asarray(posterior[n].transpose("chain", "draw", ...).values, dtype=float) for n in self.names]
+        n_chain, n_draw = arrays[0].shape[:2]
+        flat = np.empty((n_chain, n_draw, self.ndim))
+        for c in range(n_chain):
+            for d in range(n_draw):
+                flat[c, d] = self._forward(*(a[c, d] for a in arrays))
+        return flat
+
+
+class _Normal:
+    """A multivariate normal fitted to draws (the bridge proposal): log density and sampling."""
+
+    def __init__(self, draws):
+        self.mean = draws.mean(axis=0)
+        cov = np.atleast_2d(np.cov(draws, rowvar=False))
+        try:
+            self.chol = np.linalg.cholesky(cov)
+        except np.linalg.LinAlgError:
+            raise InputError("the posterior draws have a singular covariance (a parameter that never moves?): "
+                             "check the trace, or draw more samples") from None
+        self.ndim = len(self.mean)
+        self._log_norm = -0.5 * self.ndim * np.log(2 * np.pi) - np.sum(np.log(np.diag(self.chol)))
+
+    def logpdf(self, x):
+        z = np.linalg.solve(self.chol, (x - self.mean).T)
+        return self._log_norm - 0.5 * np.sum(z**2, axis=0)
+
+    def sample(self, n, rng):
+        return self.mean + rng.standard_normal((n, self.ndim)) @ self.chol.T
+
+
+def iterative_bridge(q_post, q_prop, *, tol=1e-10, max_iter=10_000):
+    """Meng & Wong's optimal bridge estimate of ln Z by fixed-point iteration, in logs so nothing overflows.
+
+    ``q_post`` = ln p̃(θ) − ln g(θ) at posterior draws, ``q_prop`` the same at proposal draws (p̃ the unnormalised
+    posterior, g the proposal). Gronau et al. 2017, Eq. 12:
+    r ← [mean_prop p̃/g / (s1 p̃/g + s2 r)] / [mean_post 1 / (s1 p̃/g + s2 r)], with s_i = N_i / (N1 + N2).
+    """
+    n1, n2 = len(q_post), len(q_prop)
+    log_s1, log_s2 = np.log(n1 / (n1 + n2)), np.log(n2 / (n1 + n2))
+    # start from the plain importance-sampling estimate on the proposal draws; the iteration converges from anywhere
+    log_z = _log_mean_exp(q_prop)
+    for _ in range(max_iter):
+        num = _log_mean_exp(q_prop - np.logaddexp(log_s1 + q_prop, log_s2 + log_z))
+        den = _log_mean_exp(-np.logaddexp(log_s1 + q_post, log_s2 + log_z))
+        new = num - den
+        if abs(new - log_z) < tol:
+            return new
+        log_z = new
+    raise RuntimeError(f"the bridge iteration did not converge in {max_iter} steps (last ln Z {log_z:.6g})")
+
+
+def bridge_relative_mse(q_post, q_prop, log_z, *, r_eff=1.0):
+    """Frühwirth-Schnatter's (2004) approximate relative mean squared error of Ẑ, i.e. ≈ Var(ln Ẑ).
+
+    The posterior term is divided by ``r_eff`` (ESS / draws) because MCMC draws carry less information than
+    independent ones.
+    """
+    n1, n2 = len(q_post), len(q_prop)
+    log_s1, log_s2 = np.log(n1 / (n1 + n2)), np.log(n2 / (n1 + n2))
+    f1 = np.exp((q_prop - log_z) - np.logaddexp(log_s1 + q_prop - log_z, log_s2))  # at proposal draws
+    f2 = np.exp(-np.logaddexp(log_s1 + q_post - log_z, log_s2))  # at posterior draws
+    return float(np.var(f1, ddof=1) / (n2 * np.mean(f1) ** 2)
+                 + np.var(f2, ddof=1) / (r_eff * n1 * np.mean(f2) ** 2))
+
+
+def _posterior_group(trace):
+    if "posterior" in getattr(trace, "children", {}):
+        return trace["posterior"].to_dataset()
+    if hasattr(trace, "data_vars") and "chain" in trace.dims:
+        return trace
+    raise InputError("the trace has no posterior group: pass the DataTree returned by the sampler")
+
+
+def _relative_efficiency(log_density):
+    """ESS / draws of the log posterior density over (chain, draw), at most 1: how independent the draws are."""
+    n = log_density.size
+    if log_density.shape[0] < 2 or log_density.shape[1] < 20:
+        return 1.0
+    ess = float(array_stats.ess(log_density, chain_axis=0, draw_axis=1, method="bulk"))
+    return min(1.0, ess / n) if np.isfinite(ess) and ess > 0 else 1.0
+
+
+def bridge_sampling(model, trace, *, replicates=MIN_REPLICATES, seed=None):
+    """ln Z of ``model`` by optimal bridge sampling from its posterior draws ``trace`` (a DataTree).
+
+    The pooled posterior draws, mapped to the unconstrained space, are shuffled and cut into ``replicates``
+    disjoint parts. In each part, one half fits the normal proposal and the other half enters the bridge with as
+    many fresh proposal draws (Overstall & Forster 2010; Gronau et al. 2017). Disjoint parts make the replicates
+    independent, so their spread is an honest Monte-Carlo error; replicates that reused the same draws would share
+    the draws' error and understate it.
+
+    value = mean of the replicate ln Z. err = the larger of the replicates' standard error
+    (:func:`replicate_standard_error`) and the Frühwirth-Schnatter approximation √(mean relative MSE / R), which
+    also accounts for MCMC autocorrelation through the ESS of the log density.
+    """
+    replicates = _check_replicates(replicates)
+    density = UnconstrainedDensity(model)
+    draws = density.to_unconstrained(_posterior_group(trace))
+    n_chain, n_draw, ndim = draws.shape
+    pooled = draws.reshape(-1, ndim)
+    per_half = len(pooled) // (2 * replicates)
+    if per_half < max(2 * ndim + 2, 20):
+        raise InputError(f"{len(pooled)} posterior draws are too few to bridge-sample {ndim} parameters in "
+                         f"{replicates} replicates: draw at least {2 * replicates * max(2 * ndim + 2, 20)}")
+    log_post = density.logp(pooled)
+    if not np.all(np.isfinite(log_post)):
+        raise InputError("the model's log density is not finite at some posterior draws: was the trace sampled "
+                         "from this model?")
+    r_eff = _relative_efficiency(log_post.reshape(n_chain, n_draw))
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(pooled))
+    estimates, mses = [], []
+    for r in range(replicates):
+        part = order[2 * r * per_half:2 * (r + 1) * per_half]
+        fit, bridge = part[:per_half], part[per_half:]
+        proposal = _Normal(pooled[fit])
+        proposal_draws = proposal.sample(per_half, rng)
+        q_prop = density.logp(proposal_draws) - proposal.logpdf(proposal_draws)
+        # a proposal draw far in the tails where the model's density is undefined counts as p̃ = 0: q = -inf is a
+        # valid zero term in the bridge sums
+        q_prop = np.where(np.isnan(q_prop), -np.inf, q_prop)
+        q_post = log_post[bridge] - proposal.logpdf(pooled[bridge])
+        log_z = iterative_bridge(q_post, q_prop)
+        estimates.append(log_z)
+        mses.append(bridge_relative_mse(q_post, q_prop, log_z, r_eff=r_eff))
+    estimates = np.array(estimates)
+    err = max(replicate_standard_error(estimates), np.sqrt(np.mean(mses) / replicates))
+    return Evidence(float(np.mean(estimates)), float(err), tuple(map(float, estimates)), "bridge")
+
+
+def smc_log_evidence(tree):
+    """ln Z from a finished ``pm.sample_smc`` DataTree, each chain being one independent SMC run.
+
+    PyMC 6 stores ``log_marginal_likelihood`` in ``sample_stats`` per chain and per tempering stage, NaN except the
+    last stage (β = 1); chains with different numbers of stages come as ragged object arrays.
+
+    value = ln of the mean of the runs' Z (log-mean-exp): SMC's Ẑ is unbiased for Z, so averaging Z keeps that,
+    while the mean of ln Ẑ is biased low by Var(ln Ẑ)/2. err = sd(ln Ẑ)/√n (delta method, Var(ln Z̄) ≈
+    Var(Ẑ)/(n Z²) ≈ Var(ln Ẑ)/n), widened for the few runs by :func:`replicate_standard_error`.
+    """
+    try:
+        stat = tree["sample_stats"]["log_marginal_likelihood"]
+    except KeyError:
+        raise InputError("the trace has no sample_stats/log_marginal_likelihood: pass the DataTree returned by "
+                         "pm.sample_smc") from None
+    values = np.asarray(stat.transpose("chain", ...).values, dtype=object)
+    runs = []
+    for chain in values:
+        stages = np.array(np.ravel(np.array(chain, dtype=object).tolist()), dtype=float)
+        finite = stages[np.isfinite(stages)]
+        if finite.size == 0:
+            raise InputError("an SMC run never reached β = 1, so it has no evidence: run it again with more draws")
+        runs.append(float(finite[-1]))
+    runs = np.array(runs)
+    _check_replicates(len(runs))
+    return Evidence(_log_mean_exp(runs), replicate_standard_error(runs), tuple(map(float, runs)), "smc")
+
+
+# prior draws used to measure the fraction of the prior where the value transforms are valid (see prior_population)
+MIN_PRIOR_DRAWS = 20_000
+
+
+class PriorPopulation(NamedTuple):
+    """SMC start particles drawn from the model's prior, one dict (value-variable name -> (draws, ...)) per run,
+    and ln M ± err, M the prior mass of the region where every value transform is valid."""
+
+    starts: list
+    log_mass: float
+    log_mass_err: float
+
+
+def prior_population(model, draws, runs, *, seed=None):
+    """Independent prior draws for ``runs`` SMC runs of ``draws`` particles each, on the sampler's value variables.
+
+    PyMC's own SMC start takes a variable's numeric ``initval`` for *every* particle (the gap priors and ysr2's
+    eps carry one, for the NUTS start), so its population is not a prior sample and its ln Z is biased; and the
+    free variables' random draws ignore an ``Ordered`` transform, whose unordered draws map to NaN. Here the free
+    variables are drawn jointly from their prior graphs, mapped to the unconstrained space with each transform,
+    and draws where a transform is invalid (unordered) are rejected. The accepted draws follow the prior
+    restricted to the valid region, normalised by its prior mass M; the model's ln Z, ∫ exp(model.logp), is then
+    SMC's ln Z + ln M. M is exactly 1/n! for n exchangeable ordered values (ysr2's eps), whose Potential ln n!
+    restores the normalisation. ``log_mass_err`` is M's binomial error, √((1 − M)/(M N)) for N prior draws.
+    """
+    density = UnconstrainedDensity(model)
+    rng = np.random.default_rng(seed)
+    point = model.initial_point(random_seed=0)
+    sizes = [(v.name, np.shape(point[v.name]), int(np.asarray(point[v.name]).size)) for v in model.value_vars]
+    needed = draws * runs
+    accepted, total = [], 0
+    while len(accepted) < needed or total < MIN_PRIOR_DRAWS:
+        batch = max(MIN_PRIOR_DRAWS, 2 * (needed - len(accepted)))
+        values = pm.draw(model.free_RVs, draws=batch, random_seed=rng)
+        for i in range(batch):
+            flat = density._forward(*(np.asarray(v[i], dtype=float) for v in values))
+            if np.all(np.isfinite(flat)):
+                accepted.append(flat)
+        total += batch
+        if not accepted:
+            raise InputError("no prior draw of the model has valid transformed values: check the priors' supports")
+    mass = len(accepted) / total
+    order = rng.permutation(len(accepted))[:needed]
+    flat = np.array(accepted)[order].reshape(runs, draws, -1)
+    starts = []
+    for run in flat:
+        start, offset = {}, 0
+        for name, shape, size in sizes:
+            start[name] = run[:, offset:offset + size].reshape(draws, *shape)
+            offset += size
+        starts.append(start)
+    return PriorPopulation(starts, float(np.log(mass)), float(np.sqrt((1.0 - mass) / (mass * total))))
+
+
+def smc_evidence(model, *, replicates=MIN_REPLICATES, draws=2000, seed=None, progress=False, cores=1,
+                 **kernel_kwargs):
+    """ln Z of ``model`` by ``replicates`` independent sequential Monte Carlo runs (PyMC's ``sample_smc``).
+
+    Each SMC chain is a whole run from prior to posterior with ``draws`` particles, so the chains are independent
+    replicates (see :func:`smc_log_evidence` for how they are combined). The runs start from independent prior
+    draws made by :func:`prior_population` (not PyMC's own start, which repeats numeric initvals), and ln Z is
+    corrected by that population's ln M, so that it estimates the same ∫ exp(model.logp) as
+    :func:`bridge_sampling`. ``cores=1`` runs them one after the other in this process; more cores run them in
+    worker processes.
+    """
+    replicates = _check_replicates(replicates)
+    _check_continuous(model)
+    population = prior_population(model, draws, replicates, seed=seed)
+    tree = pm.sample_smc(draws=draws, chains=replicates, cores=cores, model=model, random_seed=seed,
+                         start=population.starts, progressbar=progress, compute_convergence_checks=False,
+                         **kernel_kwargs)
+    raw = smc_log_evidence(tree)
+    return Evidence(raw.value + population.log_mass, float(np.hypot(raw.err, population.log_mass_err)),
+                    tuple(v + population.log_mass for v in raw.by_replicate), "smc")
+
+
+def combine(estimates):
+    """Merge estimators of one ln Z: inverse-variance weighted mean, its error, and whether they agree.
+
+    Agreement (physics.md §6): every pair within 3 combined standard errors, |a − b| ≤ 3 √(ea² + eb²). The combined
+    error assumes independent estimators; when they disagree it understates the uncertainty, which is why a
+    disagreement caps the verdict rather than being averaged away.
+    """
+    estimates = list(estimates.values()) if isinstance(estimates, dict) else list(estimates)
+    if not estimates:
+        raise InputError("no evidence estimates to combine: run at least one estimator")
+    for e in estimates:
+        if not (np.isfinite(e.value) and np.isfinite(e.err) and e.err > 0):
+            raise InputError(f"the {e.method} estimate ln Z = {e.value} ± {e.err} is not a finite value with a "
+                             "positive error: rerun that estimator")
+    values = np.array([e.value for e in estimates])
+    errs = np.array([e.err for e in estimates])
+    weights = 1.0 / errs**2
+    value = float(np.sum(weights * values) / np.sum(weights))
+    err = float(1.0 / np.sqrt(np.sum(weights)))
+    agree = all(abs(values[i] - values[j]) <= AGREEMENT_SIGMAS * np.hypot(errs[i], errs[j])
+                for i in range(len(values)) for j in range(i + 1, len(values)))
+    return Combined(value, err, bool(agree), {e.method: float(e.value) for e in estimates})

@@ -1,0 +1,106 @@
+"""The ZECP hypotheses `mzm`, `ysr`, `ysr2` (physics.md §2) as bound-state priors, written once for every tip.
+
+Default priors, with their reasons (all with full support and no hard upper bound, so that prior-sensitivity
+reweighting is valid, physics.md §6):
+
+- ``eps`` (ysr, ysr2): HalfNormal(0.2 meV). ZECP splittings in Fe-based superconductors are tens to a few hundred
+  µeV (the paper's eps runs 0.01-0.25 meV); 0.2 meV keeps sub-0.05 meV offsets plausible without excluding larger.
+  ysr2 orders its two energies (eps[0] <= eps[1]); the ordered region holds 1/2 of the iid prior's mass, so the
+  density is multiplied by 2! = 2 to stay normalised (an evidence with a prior that integrates to 1/2 would be off
+  by ln 2).
+- ``width``: 0.002 meV + LogNormal(log 0.02 meV, 1): a Lorentzian half width above the grid's floor; bound-state
+  lines are typically 0.01-0.1 meV wide.
+- ``u2``, ``v2``: LogNormal(log 0.15 meV, 1) each: integrated weights of a peak a few times the normal-state DOS
+  (u2 = 0.3 meV at width 0.02 meV is 4.8x the normal-state DOS).
+- ``mzm``: eps = 0 exactly and one total weight w = u2 + v2 ~ LogNormal(log 0.3 meV, 1) split equally (at eps = 0
+  only the sum reaches the data), so its peak-size prior matches the sum of ysr's two weights in median.
+
+``log_prior_of(draws, hypothesis, factor)`` evaluates the contested parameters' log prior with every width scaled
+by ``factor`` (0.5 = halved, 2 = doubled), for importance reweighting in the prior-sensitivity check.
+"""
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+from pymc.distributions.transforms import Ordered
+from scipy import stats
+
+from ..errors import InputError
+
+HYPOTHESES = ("mzm", "ysr", "ysr2")
+EPS_SIGMA = 0.2  # meV
+WIDTH_FLOOR_SHIFT = 0.002  # meV
+WIDTH_PRIOR = {"mu": float(np.log(0.02)), "sigma": 1.0}
+WEIGHT_PRIOR = {"mu": float(np.log(0.15)), "sigma": 1.0}
+MZM_WEIGHT_PRIOR = {"mu": float(np.log(0.3)), "sigma": 1.0}
+N_STATES = {"mzm": 1, "ysr": 1, "ysr2": 2}
+
+
+def check(names):
+    """Validate a list of hypothesis names (``--hypotheses mzm,ysr,ysr2``)."""
+    names = [n.strip() for n in (names.split(",") if isinstance(names, str) else names) if n.strip()]
+    bad = [n for n in names if n not in HYPOTHESES]
+    if bad or not names:
+        raise InputError(f"unknown hypothesis {', '.join(bad) or '(none)'}: choose from {', '.join(HYPOTHESES)}, "
+                         "e.g. --hypotheses mzm,ysr,ysr2")
+    if len(set(names)) != len(names):
+        raise InputError("a hypothesis is listed twice in --hypotheses: give each once")
+    return names
+
+
+def bound_state_variables(hypothesis):
+    """Inside a ``pm.Model``: eps, width, u2, v2 vectors (over states) for ``hypothesis``, with the PyMC names
+    eps_k / width_k / u2_k / v2_k that the summary turns into eps[k] etc. Returns (params, fixed)."""
+    n = N_STATES[hypothesis]
+    width = pm.Deterministic("width_all", WIDTH_FLOOR_SHIFT + pm.LogNormal("width_excess", **WIDTH_PRIOR, shape=n))
+    if hypothesis == "mzm":
+        total = pm.LogNormal("w_0", **MZM_WEIGHT_PRIOR)
+        params = {"eps": pt.zeros(1), "width": width, "u2": pt.stack([0.5 * total]), "v2": pt.stack([0.5 * total])}
+        pm.Deterministic("u2_0", 0.5 * total)
+        pm.Deterministic("v2_0", 0.5 * total)
+        fixed = {"eps[0]": 0.0}
+    else:
+        if n == 1:
+            eps = pm.HalfNormal("eps_all", sigma=EPS_SIGMA, shape=1)
+        else:
+            eps = pm.HalfNormal("eps_all", sigma=EPS_SIGMA, shape=n, transform=Ordered(positive=True),
+                                default_transform=None, initval=np.linspace(0.05, 0.15, n))
+            pm.Potential("eps_order_normalisation", pt.constant(np.log(float(np.prod(np.arange(1, n + 1))))))
+        u2 = pm.LogNormal("u2_all", **WEIGHT_PRIOR, shape=n)
+        v2 = pm.LogNormal("v2_all", **WEIGHT_PRIOR, shape=n)
+        params = {"eps": eps, "width": width, "u2": u2, "v2": v2}
+        for k in range(n):
+            pm.Deterministic(f"eps_{k}", eps[k])
+            pm.Deterministic(f"u2_{k}", u2[k])
+            pm.Deterministic(f"v2_{k}", v2[k])
+        fixed = {}
+    for k in range(n):
+        pm.Deterministic(f"width_{k}", width[k])
+    return params, fixed
+
+
+def parameter_names(hypothesis):
+    """PyMC names of the bound-state quantities reported for ``hypothesis`` (canonical: eps[k] ...)."""
+    n = N_STATES[hypothesis]
+    keys = ("width", "u2", "v2") if hypothesis == "mzm" else ("eps", "width", "u2", "v2")
+    return [f"{k}_{i}" for k in keys for i in range(n)]
+
+
+def log_prior_of(draws, hypothesis, factor=1.0):
+    """Log prior density of the contested bound-state parameters at each draw, every prior width times
+    ``factor``. ``draws`` maps eps/width/u2/v2 (and w for mzm) to arrays (..., n_states) of constrained values;
+    the density is of those constrained values (the same Jacobian cancels in a ratio of priors)."""
+    def lognormal(x, prior):
+        return stats.lognorm.logpdf(x, s=prior["sigma"] * factor, scale=np.exp(prior["mu"]))
+
+    width = np.asarray(draws["width"], float)
+    total = lognormal(width - WIDTH_FLOOR_SHIFT, WIDTH_PRIOR).sum(axis=-1)
+    if hypothesis == "mzm":
+        return total + lognormal(np.asarray(draws["w"], float), MZM_WEIGHT_PRIOR).sum(axis=-1)
+    eps = np.asarray(draws["eps"], float)
+    total = total + stats.halfnorm.logpdf(eps, scale=EPS_SIGMA * factor).sum(axis=-1)
+    if N_STATES[hypothesis] > 1:
+        total = total + np.log(2.0)
+    for k in ("u2", "v2"):
+        total = total + lognormal(np.asarray(draws[k], float), WEIGHT_PRIOR).sum(axis=-1)
+    return total

@@ -1,0 +1,348 @@
+"""Evidence estimators, Bayes-factor verdicts and LOO against analytic truths (physics.md §6).
+
+The linear-Gaussian model y = X·β + ε, ε ~ N(0, σ²) with σ known and β ~ N(0, s0² I), has an analytic evidence
+(y ~ N(0, σ² I + s0² X Xᵀ)), an analytic posterior and analytic leave-one-out predictive densities. A model with
+a positive scale (HalfNormal, log-transformed by PyMC) has its evidence by 1-D quadrature, which checks the
+Jacobian of the unconstrained space.
+"""
+
+import math
+
+import numpy as np
+import pymc as pm
+import pytest
+import xarray as xr
+from arviz_base import from_dict
+from scipy import integrate, stats
+
+from stsbayes.errors import InputError
+from stsbayes.inference.evidence import Evidence, bridge_sampling, combine, smc_evidence, smc_log_evidence
+from stsbayes.inference.predictive import loo_summary
+from stsbayes.inference.verdicts import (class_log_bf, log_bayes_factors, posterior_probabilities,
+                                         prior_reweighting, statement, strength, verdict, verdicts)
+
+SIGMA = 0.5
+PRIOR_SD = 1.0
+BETA_TRUE = np.array([0.5, -1.0, 0.3])
+
+
+# ---------------------------------------------------------------------------------------------- analytic models
+
+
+@pytest.fixture(scope="module")
+def linear():
+    rng = np.random.default_rng(20240611)
+    x = rng.normal(size=(30, 3))
+    y = x @ BETA_TRUE + rng.normal(0.0, SIGMA, size=30)
+    return x, y
+
+
+def linear_log_z(x, y, prior_sd):
+    """ln Z of the linear-Gaussian model: the multivariate normal marginal of y."""
+    cov = SIGMA**2 * np.eye(len(y)) + prior_sd**2 * x @ x.T
+    return stats.multivariate_normal(np.zeros(len(y)), cov).logpdf(y)
+
+
+def linear_posterior(x, y, prior_sd):
+    """Mean and covariance of β given y (conjugate normal)."""
+    precision = x.T @ x / SIGMA**2 + np.eye(x.shape[1]) / prior_sd**2
+    cov = np.linalg.inv(precision)
+    return cov @ x.T @ y / SIGMA**2, cov
+
+
+def linear_model(x, y, prior_sd=PRIOR_SD):
+    with pm.Model() as model:
+        beta = pm.Normal("beta", 0.0, prior_sd, shape=x.shape[1])
+        pm.Normal("y", x @ beta, SIGMA, observed=y)
+    return model
+
+
+def sample(model, seed):
+    with model:
+        return pm.sample(draws=1000, tune=500, chains=4, cores=1, random_seed=seed, progressbar=False,
+                         compute_convergence_checks=False)
+
+
+@pytest.fixture(scope="module")
+def linear_fit(linear):
+    x, y = linear
+    model = linear_model(x, y)
+    return model, sample(model, seed=11), linear_log_z(x, y, PRIOR_SD)
+
+
+@pytest.fixture(scope="module")
+def scale_fit():
+    """y_i ~ N(mu, s²), mu ~ N(0, 1), s ~ HalfNormal(1); ln Z by integrating mu analytically and s by quadrature."""
+    rng = np.random.default_rng(7)
+    y = rng.normal(0.3, 0.7, size=20)
+    with pm.Model() as model:
+        mu = pm.Normal("mu", 0.0, 1.0)
+        s = pm.HalfNormal("s", 1.0)
+        pm.Normal("y", mu, s, observed=y)
+
+    def log_integrand(scale):  # ln p(y | s) p(s), mu marginalised: y ~ N(0, s² I + 1 1ᵀ)
+        cov = scale**2 * np.eye(len(y)) + np.ones((len(y), len(y)))
+        return stats.multivariate_normal(np.zeros(len(y)), cov).logpdf(y) + stats.halfnorm.logpdf(scale)
+
+    grid = np.linspace(0.05, 3.0, 300)
+    peak = max(log_integrand(g) for g in grid)
+    value, quad_err = integrate.quad(lambda s_: np.exp(log_integrand(s_) - peak), 0.0, 20.0, limit=200,
+                                     epsabs=0.0, epsrel=1e-10)
+    assert quad_err < 1e-8 * value
+    return model, sample(model, seed=12), peak + math.log(value)
+
+
+# ---------------------------------------------------------------------------------------------- estimators
+
+
+def assert_matches(estimate, truth):
+    assert len(estimate.by_replicate) >= 4
+    assert 0 < estimate.err < 0.3, estimate
+    assert abs(estimate.value - truth) <= 3 * estimate.err, (estimate, truth)
+
+
+def test_bridge_sampling_recovers_analytic_evidence(linear_fit):
+    model, trace, truth = linear_fit
+    assert_matches(bridge_sampling(model, trace, seed=1), truth)
+
+
+def test_smc_recovers_analytic_evidence(linear_fit):
+    model, _, truth = linear_fit
+    assert_matches(smc_evidence(model, seed=2), truth)
+
+
+def test_bridge_sampling_includes_the_jacobian_of_a_positive_scale(scale_fit):
+    model, trace, truth = scale_fit
+    estimate = bridge_sampling(model, trace, seed=3)
+    assert_matches(estimate, truth)
+    # without the log-transform's Jacobian the estimate would be off by about E_post[ln s] ≈ ln 0.7: far outside
+    assert 3 * estimate.err < 0.1
+
+
+def test_smc_with_a_positive_scale(scale_fit):
+    model, _, truth = scale_fit
+    assert_matches(smc_evidence(model, seed=4), truth)
+
+
+def test_estimators_refuse_too_few_replicates(linear_fit):
+    model, trace, _ = linear_fit
+    with pytest.raises(InputError, match="at least 4"):
+        bridge_sampling(model, trace, replicates=2)
+    with pytest.raises(InputError, match="at least 4"):
+        smc_evidence(model, replicates=3)
+
+
+def test_smc_evidence_read_from_the_last_stage_of_ragged_runs():
+    # runs with different numbers of tempering stages arrive as an object array of per-chain lists, NaN until β = 1
+    stages = np.empty(4, dtype=object)
+    stages[:] = [[np.nan, -10.0], [np.nan, np.nan, -10.2], [np.nan, -9.9], [np.nan, np.nan, np.nan, -10.1]]
+    tree = xr.DataTree.from_dict({"sample_stats": xr.Dataset({"log_marginal_likelihood": ("chain", stages)})})
+    runs = np.array([-10.0, -10.2, -9.9, -10.1])
+    estimate = smc_log_evidence(tree)
+    assert estimate.by_replicate == tuple(runs)
+    assert estimate.value == pytest.approx(math.log(np.mean(np.exp(runs))))
+    assert estimate.err > np.std(runs, ddof=1) / 2  # widened for four runs, never narrowed
+
+
+# ---------------------------------------------------------------------------------------------- combine
+
+
+def test_combine_is_inverse_variance_weighted():
+    result = combine([Evidence(1.0, 1.0, (), "a"), Evidence(2.0, 0.5, (), "b")])
+    assert result.value == pytest.approx((1.0 * 1 + 2.0 * 4) / 5)
+    assert result.err == pytest.approx(1 / math.sqrt(5))
+    assert result.by_estimator == {"a": 1.0, "b": 2.0}
+
+
+def test_combine_agreement_within_three_combined_standard_errors():
+    # 3 √(0.1² + 0.1²) = 0.424
+    assert combine([Evidence(-10.0, 0.1, (), "smc"), Evidence(-10.4, 0.1, (), "bridge")]).agree
+    assert not combine([Evidence(-10.0, 0.1, (), "smc"), Evidence(-10.45, 0.1, (), "bridge")]).agree
+    three = [Evidence(-10.0, 0.1, (), "a"), Evidence(-10.3, 0.1, (), "b"), Evidence(-10.6, 0.1, (), "c")]
+    assert not combine(three).agree  # a and c are 0.6 apart
+    with pytest.raises(InputError):
+        combine([Evidence(-10.0, 0.0, (), "a")])
+
+
+# ---------------------------------------------------------------------------------------------- Bayes factors
+
+
+def test_class_log_bf_by_hand():
+    log_z = {"mzm": -100.0, "ysr": -95.0, "ysr2": -96.0}
+    errs = {"mzm": 0.1, "ysr": 0.2, "ysr2": 0.3}
+    # equal within-class odds: ln[(e^-95 + e^-96)/2] + 100
+    ln_bf, err = class_log_bf(log_z, None, errs)
+    assert ln_bf == pytest.approx(5.0 + math.log((1 + math.exp(-1)) / 2), abs=1e-12)
+    w_ysr = 1 / (1 + math.exp(-1))
+    assert err == pytest.approx(math.sqrt((w_ysr * 0.2) ** 2 + ((1 - w_ysr) * 0.3) ** 2 + 0.1**2), rel=1e-12)
+    # odds 1 : 3 within the class; the class's total odds do not enter
+    ln_bf, _ = class_log_bf(log_z, {"mzm": 7.0, "ysr": 1.0, "ysr2": 3.0}, errs)
+    assert ln_bf == pytest.approx(math.log((math.exp(5) + 3 * math.exp(4)) / 4), abs=1e-12)
+    # one offset hypothesis: the plain Bayes factor, whatever its odds
+    assert class_log_bf({"mzm": -3.0, "ysr": (-1.5, 0.2)}, {"ysr": 9.0})[0] == pytest.approx(1.5)
+    with pytest.raises(InputError, match="mzm"):
+        class_log_bf({"ysr": -1.0, "ysr2": -2.0}, None)
+
+
+def test_log_bayes_factors_pairs_and_posterior_probabilities():
+    log_z = {"ysr2": -1506.3, "mzm": -1520.3, "ysr": -1508.2}
+    errs = {"mzm": 0.12, "ysr": 0.1, "ysr2": 0.1}
+    pairs = log_bayes_factors(log_z, errs)
+    assert list(pairs) == ["ysr_vs_mzm", "ysr2_vs_mzm", "ysr2_vs_ysr"]
+    assert pairs["ysr_vs_mzm"]["value"] == pytest.approx(12.1)
+    assert pairs["ysr2_vs_ysr"]["value"] == pytest.approx(1.9)
+    assert pairs["ysr2_vs_mzm"]["err"] == pytest.approx(math.hypot(0.12, 0.1))
+    probs = posterior_probabilities(log_z)
+    assert probs["ysr2"] == pytest.approx(1 / (1 + math.exp(-1.9) + math.exp(-14.0)))
+    assert probs["mzm"] == pytest.approx(math.exp(-14.0) * probs["ysr2"])  # architecture.md's 7.2e-07
+    odds = posterior_probabilities({"mzm": 0.0, "ysr": 0.0}, {"mzm": 3.0, "ysr": 1.0})
+    assert odds == pytest.approx({"mzm": 0.75, "ysr": 0.25})
+
+
+# ---------------------------------------------------------------------------------------------- verdicts
+
+
+def test_strength_boundaries():
+    # x = |ln B| − 2 err, exact in binary floating point
+    assert strength(1.999, 0.5) == "inconclusive"
+    assert strength(2.0, 0.5) == "positive"
+    assert strength(3.999, 0.5) == "positive"
+    assert strength(4.0, 0.5) == "strong"
+    assert strength(6.0, 0.5) == "strong"
+    assert strength(6.001, 0.5) == "very strong"
+    assert strength(-6.001, 0.5) == "very strong"  # |ln B|: the side is the verdict's, not the strength's
+    assert strength(30.0, 14.75) == "inconclusive"  # a large error makes any ln B conservative
+
+
+ARCH_LOG_Z = {"mzm": (-1520.3, 0.12), "ysr": (-1508.2, 0.15), "ysr2": (-1506.3, 0.15)}
+
+
+def test_verdict_blocks_follow_architecture():
+    halved = {h: (v + (0.6 if h != "mzm" else 0.0), e) for h, (v, e) in ARCH_LOG_Z.items()}
+    doubled = {h: (v - (0.7 if h != "mzm" else 0.0), e) for h, (v, e) in ARCH_LOG_Z.items()}
+    block = verdicts(ARCH_LOG_Z, halved=halved, doubled=doubled, estimators_agree=True, ppc_passed=True,
+                     converged=True)
+    zero = block["zero_vs_offset"]
+    assert zero["favoured"] == "offset"
+    assert zero["ln_bf"] == pytest.approx(14.0 + math.log((1 + math.exp(-1.9)) / 2))
+    assert zero["strength"] == "very strong" and zero["capped_by"] is None
+    assert zero["best_offset_hypothesis"] == "ysr2"
+    assert zero["prior_sensitivity"]["halved"]["ln_bf"] == pytest.approx(zero["ln_bf"] + 0.6)
+    assert zero["prior_sensitivity"]["doubled"]["strength"] == "very strong"
+    pair = block["mzm_vs_ysr2"]
+    assert pair["favoured"] == "ysr2" and pair["ln_bf"] == pytest.approx(14.0)
+    assert pair["err"] == pytest.approx(math.hypot(0.12, 0.15))
+    assert "best_offset_hypothesis" not in pair
+    text = statement(block)
+    assert text.startswith("The data favour an offset-energy origin over a zero-energy state: ln B = 13.4 ± 0.2 "
+                           "(very strong; best offset hypothesis ysr2), stable under halving and doubling")
+    assert "The data favour ysr2 over mzm: ln B = 14.0 ± 0.2 (very strong)" in text
+
+
+def test_zero_favoured_and_inapplicable_question():
+    block = verdicts({"mzm": (-10.0, 0.1), "ysr": (-14.0, 0.1)})
+    assert block["mzm_vs_ysr2"] is None
+    zero = block["zero_vs_offset"]
+    assert zero["favoured"] == "zero" and zero["ln_bf"] == pytest.approx(4.0)
+    assert zero["strength"] == "strong" and zero["prior_sensitivity"] is None
+    pair = verdict("mzm_vs_ysr2", {"mzm": (-10.0, 0.1), "ysr2": (-16.0, 0.1)})
+    assert pair["favoured"] == "mzm" and pair["ln_bf"] == pytest.approx(6.0)
+    assert "zero-energy state over an offset-energy origin" in statement(block)
+
+
+def test_quality_caps_limit_strength_to_positive():
+    log_z = {"mzm": (-100.0, 0.1), "ysr": (-90.0, 0.1), "ysr2": (-88.0, 0.1)}
+    block = verdicts(log_z, estimators_agree={"mzm": True, "ysr": False, "ysr2": True},
+                     ppc_passed={"ysr2": False}, converged={"mzm": True, "ysr": True, "ysr2": True})
+    zero, pair = block["zero_vs_offset"], block["mzm_vs_ysr2"]
+    assert zero["strength"] == "positive" and zero["capped_by"] == ["estimators", "ppc"]
+    # ysr does not enter mzm vs ysr2, so its estimator disagreement does not cap that question
+    assert pair["strength"] == "positive" and pair["capped_by"] == ["ppc"]
+    assert ("(positive; best offset hypothesis ysr2; capped at positive by disagreeing evidence estimators and a "
+            "failed posterior predictive check)") in statement(block)
+    assert verdict("zero_vs_offset", log_z, converged=False)["capped_by"] == ["convergence"]
+    # a cap never raises a verdict: an inconclusive one stays inconclusive, the reason is still listed
+    weak = verdict("zero_vs_offset", {"mzm": (-1.0, 0.1), "ysr": (-1.2, 0.1)}, estimators_agree=False)
+    assert weak["strength"] == "inconclusive" and weak["capped_by"] == ["estimators"]
+    assert "(inconclusive; caution: disagreeing evidence estimators)" in statement({"zero_vs_offset": weak})
+
+
+def test_prior_sensitivity_takes_the_weakest_of_three():
+    log_z = {"mzm": (-100.0, 0.1), "ysr2": (-88.0, 0.1)}  # ln B = 12: very strong
+    halved = {"mzm": (-100.0, 0.1), "ysr2": (-95.0, 0.1)}  # 5 − 0.28: strong
+    doubled = {"mzm": (-100.0, 0.1), "ysr2": (-86.0, 0.1)}  # very strong
+    block = verdict("mzm_vs_ysr2", log_z, halved=halved, doubled=doubled, converged=False)
+    assert block["strength"] == "positive" and block["capped_by"] == ["prior", "convergence"]
+    assert block["prior_sensitivity"]["halved"] == {"strength": "strong", "ln_bf": pytest.approx(5.0)}
+    only_prior = verdict("mzm_vs_ysr2", log_z, halved=halved, doubled=doubled)
+    assert only_prior["strength"] == "strong" and only_prior["capped_by"] == ["prior"]
+    assert "weakened from very strong when the bound-state priors are halved" in statement({"x": only_prior})
+    reversed_ = verdict("mzm_vs_ysr2", log_z, halved={"mzm": (-100.0, 0.1), "ysr2": (-104.0, 0.1)},
+                        doubled=doubled)
+    assert reversed_["prior_sensitivity"]["halved"] == {"strength": "inconclusive", "ln_bf": pytest.approx(-4.0)}
+    assert reversed_["strength"] == "inconclusive" and reversed_["capped_by"] == ["prior"]
+    with pytest.raises(InputError):
+        verdict("mzm_vs_ysr2", log_z, halved=halved)
+
+
+# ---------------------------------------------------------------------------------------------- reweighting
+
+
+def exact_posterior_draws(x, y, prior_sd, n, seed):
+    mean, cov = linear_posterior(x, y, prior_sd)
+    return np.random.default_rng(seed).multivariate_normal(mean, cov, size=n)
+
+
+def test_prior_reweighting_to_a_doubled_prior_matches_analytic_evidence(linear):
+    x, y = linear
+    beta = exact_posterior_draws(x, y, PRIOR_SD, 4000, seed=5)
+    old = stats.norm.logpdf(beta, 0.0, PRIOR_SD).sum(axis=1)
+    new = stats.norm.logpdf(beta, 0.0, 2 * PRIOR_SD).sum(axis=1)
+    result = prior_reweighting(linear_log_z(x, y, PRIOR_SD), old, new)
+    truth = linear_log_z(x, y, 2 * PRIOR_SD)
+    assert abs(truth - linear_log_z(x, y, PRIOR_SD)) > 1.0  # the prior change matters
+    assert result.pareto_k < 0.7 and not result.needs_rerun
+    assert 0 < result.err == result.reweighting_err < 0.05  # the old ln Z was given exactly
+    assert abs(result.value - truth) <= 3 * result.err, (result, truth)
+    with_err = prior_reweighting((linear_log_z(x, y, PRIOR_SD), 0.1), old, new)
+    assert with_err.err == pytest.approx(math.hypot(0.1, result.reweighting_err))
+
+
+def test_prior_reweighting_flags_a_change_too_large(linear):
+    x, y = linear
+    beta = exact_posterior_draws(x, y, PRIOR_SD, 4000, seed=6)
+    old = stats.norm.logpdf(beta, 0.0, PRIOR_SD).sum(axis=1)
+    new = stats.norm.logpdf(beta, 0.0, 0.02).sum(axis=1)  # far narrower than the posterior
+    assert prior_reweighting(0.0, old, new).needs_rerun
+
+
+# ---------------------------------------------------------------------------------------------- LOO
+
+
+def exact_elpd_loo(x, y, prior_sd):
+    """Σ_i ln p(y_i | y_-i): the leave-one-out posterior of β is normal, so each predictive density is too."""
+    total = 0.0
+    for i in range(len(y)):
+        keep = np.arange(len(y)) != i
+        mean, cov = linear_posterior(x[keep], y[keep], prior_sd)
+        total += stats.norm.logpdf(y[i], x[i] @ mean, math.sqrt(SIGMA**2 + x[i] @ cov @ x[i]))
+    return total
+
+
+def loo_tree(x, y, seed):
+    beta = exact_posterior_draws(x, y, PRIOR_SD, 4000, seed).reshape(4, 1000, -1)
+    log_lik = stats.norm.logpdf(y, np.einsum("cdk,nk->cdn", beta, x), SIGMA)
+    return from_dict({"posterior": {"beta": beta}, "log_likelihood": {"y": log_lik}, "observed_data": {"y": y}},
+                     dims={"beta": ["coef"], "y": ["obs"]})
+
+
+def test_loo_summary_matches_exact_leave_one_out(linear):
+    x, y = linear
+    reduced = x[:, :1]  # misses the largest coefficient: predicts far worse
+    summary = loo_summary({"full": loo_tree(x, y, seed=8), "reduced": loo_tree(reduced, y, seed=9)})
+    assert summary["full"]["elpd_loo"] == pytest.approx(exact_elpd_loo(x, y, PRIOR_SD), abs=0.2)
+    assert summary["reduced"]["elpd_loo"] == pytest.approx(exact_elpd_loo(reduced, y, PRIOR_SD), abs=0.2)
+    assert summary["full"]["elpd_loo_se"] > 0 and summary["full"]["pareto_k_max"] < 0.7
+    weights = [s["stacking_weight"] for s in summary.values()]
+    assert sum(weights) == pytest.approx(1.0, abs=1e-6)
+    assert summary["full"]["stacking_weight"] > 0.9
