@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 OUT ?= demo-output
 
-.PHONY: env demo test test-slow bench clean
+.PHONY: env demo test test-slow bench bench-calibration clean
 
 env: $(STAMP)
 
@@ -30,6 +30,11 @@ bench: $(STAMP)
 	@# nanoGUNE's `nanonis` pins lmfit<0.10, which does not build on Python >= 3.12: install it without its pins
 	$(PY) -m pip install --quiet --no-deps nanonis
 	$(PY) benchmarks/forward.py
+
+# issue 4's must-show: the Pb tip calibration against emcee (same posterior) and lmfit (the peer's model); ~1-2 h
+bench-calibration: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	$(PY) benchmarks/calibration.py
 
 clean:
 	rm -rf $(VENV) $(OUT) *.egg-info

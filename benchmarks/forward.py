@@ -50,12 +50,8 @@ import argparse
 import datetime
 import importlib.metadata
 import importlib.util
-import json
-import math
 import os
-import platform
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -65,6 +61,8 @@ import pytensor
 import pytensor.tensor as pt
 from pytensor.compile.mode import get_mode
 
+import peers
+from peers import PEER_ENERGY_POINTS, fmt, machine_info, refine_level, write_json
 from stsbayes.models import simulate
 from stsbayes.models.constants import K_B
 from stsbayes.models.forward import build_grid, predict
@@ -99,12 +97,8 @@ GOAL_SPEEDUP = 1000.0
 
 REFERENCE_STEP = 0.0005  # meV
 REFERENCE_NODES = 24
-PEER_ENERGY_POINTS = 5000  # nanonis Superconductor.SIS: np.linspace(-10 Delta1, 10 Delta1, 5000)
-REFINE_START_STEP = 20 * 1.26 / (PEER_ENERGY_POINTS - 1)  # meV, the peer's own spacing at the Pb sample gap
-REFINE_START_NODES = 4
 REFINE_MAX_LEVELS = 6
 REFINE_BUDGET_S = 300.0  # refinement plus the finite-difference timing of the level reached
-THERMAL_REACH_KT = 30.0  # f(E) - f(E - V) < 1e-13 beyond 30 k_B T from the window (the reference uses 40)
 
 
 NOTES = [
@@ -330,51 +324,9 @@ def bench_nanonis(data, reference, reference_bare, repeats, problems):
 
 
 # ------------------------------------------------------------------------ peer B: per-bias trapezoid refined
-def dynes_and_derivative(x, delta, gamma):
-    """Dynes DOS |Re[z / sqrt(z^2 - delta^2)]|, z = x + i gamma, and its derivative in x (complex NumPy)."""
-    z = x + 1j * gamma
-    root = np.sqrt(z * z - delta**2)
-    ratio = z / root
-    sign = np.sign(ratio.real)
-    return sign * ratio.real, sign * (-(delta**2) / root**3).real
-
-
-def fermi(x, kT):
-    return 0.5 * (1.0 - np.tanh(x / (2.0 * kT)))
-
-
 def trapezoid_sis(p, step, nodes):
-    """Lock-in averaged SIS conductance g_meas(V - V0) at every bias, by per-bias trapezoids.
-
-    For each bias V and each Gauss-Chebyshev (second kind) node u_j = V - V0 + V_p cos(theta_j) -- the weight
-    sin^2(theta_j) is the lock-in kernel -- the trapezoid rule on a uniform energy grid of spacing ``step`` over the
-    thermal window [min(0, u), max(0, u)] +- 30 k_B T of
-        dI/dV(u) = integral N_s(E) { N_t(E - u) [-f'(E - u)] - N_t'(E - u) [f(E - u) - f(E)] } dE.
-    Returns the conductance and the number of integrand evaluations.
-    """
-    kT = K_B * p["T_eff"]
-    reach = THERMAL_REACH_KT * kT
-    i = np.arange(1, nodes + 1)
-    theta = i * np.pi / (nodes + 1)
-    weights = 2.0 / (nodes + 1) * np.sin(theta) ** 2
-    offsets = V_PEAK * np.cos(theta)
-    half = int(math.ceil((np.max(np.abs(BIAS)) + V_PEAK + abs(p["bias_offset"]) + reach) / step)) + 2
-    energy = np.arange(-half, half + 1) * step
-    n_sample = sum(w * dynes_and_derivative(energy, d, g)[0] for d, g, w in zip(p["delta"], p["gamma"], p["weight"]))
-    f_energy = fermi(energy, kT)
-    out = np.empty(BIAS.size)
-    evaluations = 0
-    for k, v in enumerate(BIAS):
-        u = v - p["bias_offset"] + offsets
-        lo = int(math.floor((min(0.0, u.min()) - reach) / step)) + half
-        hi = int(math.ceil((max(0.0, u.max()) + reach) / step)) + half + 1
-        x = energy[None, lo:hi] - u[:, None]
-        n_tip, dn_tip = dynes_and_derivative(x, p["delta_tip"], p["gamma_tip"])
-        f_x = fermi(x, kT)
-        integrand = n_sample[lo:hi] * (n_tip * f_x * (1.0 - f_x) / kT - dn_tip * (f_x - f_energy[lo:hi]))
-        out[k] = weights @ np.trapezoid(integrand, dx=step, axis=1)
-        evaluations += x.size
-    return out, evaluations
+    """The peer's lock-in averaged conductance at this benchmark's biases (peers.trapezoid_sis)."""
+    return peers.trapezoid_sis(p, step, nodes, BIAS, V_PEAK)
 
 
 def bench_refined_peer(data, reference, stand_in, repeats, problems):
@@ -387,8 +339,7 @@ def bench_refined_peer(data, reference, stand_in, repeats, problems):
     chosen = None
     start = time.perf_counter()
     for level in range(REFINE_MAX_LEVELS):
-        step = REFINE_START_STEP / 2**level
-        nodes = REFINE_START_NODES * 2**level
+        step, nodes = refine_level(level)
         if levels:  # cost grows ~4x a level (twice the energy points, twice the nodes)
             projected = levels[-1]["eval_s"] * 4 * (1 + n_fd * fd_repeats)
             left = REFINE_BUDGET_S - (time.perf_counter() - start)
@@ -434,28 +385,6 @@ def bench_refined_peer(data, reference, stand_in, repeats, problems):
 
 
 # ---------------------------------------------------------------------------------------------- reporting
-def machine_info():
-    cpu_model = None
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    versions = {}
-    for pkg in ("numpy", "scipy", "pytensor", "numba", "nanonis"):
-        try:
-            versions[pkg] = importlib.metadata.version(pkg)
-        except importlib.metadata.PackageNotFoundError:
-            versions[pkg] = None
-    return {"cpu_count": os.cpu_count(),
-            "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-            "cpu_model": cpu_model, "platform": platform.platform(), "python": platform.python_version(),
-            "versions": versions, "pytensor_default_linker": type(get_mode(None).linker).__name__,
-            "pytensor_compiledir": str(pytensor.config.compiledir)}
-
-
 def ratios_and_goal(rows):
     """Speed-ups of ours over each peer, per stsbayes configuration, and the headline against the issue's goal."""
     ours = [r for r in rows if r["kind"] == "stsbayes" and r.get("value_grad_ms")]
@@ -479,12 +408,6 @@ def ratios_and_goal(rows):
                     "speedup_gap_factor": GOAL_SPEEDUP / refined if refined else None,
                     "speedup_vs_nanonis_peer": table[best["method"]]["nanonis_peer"]}
     return table, headline
-
-
-def fmt(x, spec):
-    """``format(x, spec)``, or a dash padded to the same width when there is no number."""
-    width = int("".join(c for c in spec.split(".")[0] if c.isdigit()) or 0)
-    return "-".rjust(width) if x is None else format(x, spec)
 
 
 def print_table(rows, ratios, headline, reference_note):
@@ -527,23 +450,6 @@ def print_table(rows, ratios, headline, reference_note):
             speedup_part = f"{speedup:.0f}x the refined peer, short of the speed-up goal by {h['speedup_gap_factor']:.1f}x"
         print(f"\nGoal (issue 2): <= {GOAL_MS:g} ms per value+gradient and >= {GOAL_SPEEDUP:.0f}x the refined peer.")
         print(f"  {h['ours']}: {h['ours_value_grad_ms']:.2f} ms ({time_part}); {speedup_part}")
-
-
-def write_json(path, payload):
-    """Atomic write: a temporary file in the same folder, then os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(payload, fh, indent=2, default=lambda o: o.item() if hasattr(o, "item") else str(o))
-            fh.write("\n")
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the result the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def main(argv=None):
@@ -598,7 +504,8 @@ def main(argv=None):
         "schema_version": 1, "benchmark": "forward",
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.executable).name, *sys.argv]), "quick": args.quick,
-        "machine": {**machine_info(), "load_average_1_5_15min": {"start": load_before, "end": os.getloadavg()}},
+        "machine": {**machine_info(("numpy", "scipy", "pytensor", "numba", "nanonis")),
+                    "load_average_1_5_15min": {"start": load_before, "end": os.getloadavg()}},
         "case": {"spec": PB_SPEC, "bias": {"start_mV": -4.0, "stop_mV": 4.0, "points": BIAS.size},
                  "v_peak_mV": V_PEAK, "sigma": SIGMA, "data": f"simulate(spec, bias, noise={SIGMA}, seed={NOISE_SEED})",
                  "parameters": list(PARAMS), "theta": THETA_TRUE.tolist(),

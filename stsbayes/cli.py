@@ -75,7 +75,8 @@ def run_simulate(args):
 
 def _add_sampling_options(p):
     g = p.add_argument_group("sampling")
-    g.add_argument("--sampler", choices=["nutpie", "pymc"], default="nutpie", help="NUTS implementation (default nutpie)")
+    g.add_argument("--sampler", choices=["nutpie", "pymc", "numpyro"], default="nutpie",
+                   help="NUTS implementation (default nutpie; numpyro runs the model through JAX)")
     g.add_argument("--backend", choices=["numba", "jax"], default="numba",
                    help="PyTensor backend nutpie compiles to (default numba)")
     g.add_argument("--chains", type=int, default=4, help="number of chains (default 4)")
@@ -160,6 +161,12 @@ def _finish(result, out):
     d = result.summary()["diagnostics"]
     state = "converged" if d["converged"] else "NOT CONVERGED (" + "; ".join(d["failed_gates"]) + ")"
     print(f"{result.summary()['command']}: {state}; results in {out} (report: {report})")
+    ppc = d.get("ppc", {})
+    if ppc and not ppc.get("passed", True):
+        print(f"warning: the posterior predictive check failed (residual lag-1 autocorrelation "
+              f"{ppc['residual_lag1_autocorr']:.2f}, limit {ppc['residual_lag1_limit']:.2f}; PIT KS p = "
+              f"{ppc['pit_ks_pvalue']:.2g}): the model does not describe these data, so read its numbers with care",
+              file=sys.stderr)
     return 0 if d["converged"] else 3
 
 
@@ -180,9 +187,108 @@ def run_fit_command(args):
 
 
 def run_report(args):
+    import json
+    from pathlib import Path
+
     from .reports import render_from_dir
+    summary = Path(args.dir) / "summary.json"
+    try:
+        command = json.loads(summary.read_text()).get("command") if summary.is_file() else None
+    except (OSError, ValueError):
+        command = None
+    if command == "compare":
+        from .reports.compare import render_compare_from_dir
+        print(f"report: {render_compare_from_dir(args.dir)}")
+        return 0
     print(f"report: {render_from_dir(args.dir)}")
     return 0
+
+
+COMPARE_EPILOG = """how to read the result:
+  Each hypothesis constrains the bound states of one spectrum model: mzm one state pinned at zero energy,
+  ysr one Yu-Shiba-Rusinov pair at +-eps, ysr2 two pairs (eps[0] <= eps[1]); --spec gives the background
+  (gaps) and priors, its bound_states are replaced. Each is fitted with NUTS and its evidence ln Z estimated
+  by SMC and by bridge sampling, each from >= 4 independent replicates (so its error is measured).
+  Two questions get a verdict: zero_vs_offset (mzm against the class {ysr, ysr2}) and mzm_vs_ysr2.
+
+verdict scale, on the conservative value |ln B| - 2 err:
+  < 1 inconclusive,  1-3 positive,  3-5 strong,  > 5 very strong.
+  The strength is the weakest of those at the nominal, halved and doubled bound-state prior widths.
+
+caps: a verdict is capped at "positive" (capped_by in summary.json says why) when
+  estimators   SMC and bridge disagree by more than 3 combined standard errors (an evidence is not trusted),
+  ppc          a posterior predictive check failed (a misfit inflates ln B for the most flexible hypothesis),
+  convergence  a fit failed its gates (any divergence, R-hat > 1.01, bulk ESS < 400),
+  prior        the halved/doubled priors weaken it, or their reweighting is unreliable (Pareto k > 0.7).
+
+--prior-odds changes the posterior model probabilities, never the Bayes factors or the verdict strengths
+(only the within-class odds of ysr and ysr2 enter the class Bayes factor of zero_vs_offset).
+
+exit codes: 0 all fits converged; 2 bad input (one line, nothing written); 3 some hypothesis did not converge
+(results written and marked). Outputs in --out: posterior_<hypothesis>.nc, summary.json, report.html.
+
+example:
+  stsbayes compare defect.dat --hypotheses mzm,ysr,ysr2 --spec sample.toml --tip tip/posterior.nc --out cmp/
+"""
+
+
+def _add_compare(sub):
+    from .io.cli import add_data_options
+    p = sub.add_parser(
+        "compare", help="compare ZECP hypotheses (mzm, ysr, ysr2) by their evidence, with verdicts",
+        description="Fit one spectrum under each hypothesis about its zero-energy conductance peak and compare "
+                    "them by marginal likelihood (two independent estimators), with LOO as a predictive view, "
+                    "prior-sensitivity checks and capped verdicts (physics.md, section 6).",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=COMPARE_EPILOG)
+    p.add_argument("file", help="the sample spectrum (.dat, .csv)")
+    p.add_argument("--hypotheses", default="mzm,ysr,ysr2",
+                   help="comma-separated hypotheses; mzm and at least one of ysr, ysr2 (default mzm,ysr,ysr2)")
+    p.add_argument("--spec", help="spec (TOML) with the background's structure and priors")
+    tip = p.add_mutually_exclusive_group()
+    tip.add_argument("--tip", help="a calibrate-tip result (directory or its posterior.nc)")
+    tip.add_argument("--metal-tip", action="store_true", help="a normal-metal tip (NIS)")
+    p.add_argument("--prior-odds", metavar="H=ODDS,...",
+                   help="prior odds, e.g. mzm=1,ysr=1,ysr2=1 (default equal): change probabilities, not Bayes factors")
+    p.add_argument("--out", required=True, help="output directory")
+    g = p.add_argument_group("evidence")
+    g.add_argument("--smc-draws", type=int, default=None, help="SMC particles per replicate (default 1000)")
+    g.add_argument("--replicates", type=int, default=4, help="independent replicates per estimator (>= 4)")
+    g.add_argument("--smc-start", choices=["reference", "prior"], default="reference",
+                   help="SMC tempers from a broad reference fitted to the NUTS draws (default) or from the prior "
+                        "(independent of NUTS but far slower)")
+    add_data_options(p)
+    _add_sampling_options(p)
+    p.set_defaults(func=run_compare)
+
+
+def run_compare(args):
+    """`stsbayes compare`: all input checked before sampling, results written only when complete."""
+    from .comparison import DEFAULT_SMC_DRAWS, check_hypotheses, check_prior_odds, compare, parse_prior_odds
+    from .models import load_spec
+    names = check_hypotheses(args.hypotheses)
+    odds = check_prior_odds(parse_prior_odds(args.prior_odds) if args.prior_odds is not None else None, names)
+    spec = load_spec(args.spec) if args.spec else None
+    if args.tip:
+        from .results import load_result
+        load_result(args.tip).tip_density()  # a bad --tip fails now, before hours of sampling
+    data, sampling = _fit_inputs(args)
+    result = compare(data, spec, hypotheses=names, tip=args.tip, metal_tip=args.metal_tip, prior_odds=odds,
+                     smc_draws=args.smc_draws or DEFAULT_SMC_DRAWS, replicates=args.replicates,
+                     smc_start=args.smc_start, **sampling)
+    out = args.out
+    result.save(out)
+    report = result.report(out)
+    summary = result.summary()
+    d = summary["diagnostics"]
+    state = "converged" if d["converged"] else "NOT CONVERGED (" + ", ".join(d["unconverged"]) + ")"
+    print(f"compare: {state}; results in {out} (report: {report})")
+    print(summary["statement"])
+    for key, label in (("ppc_failed", "posterior predictive check failed"),
+                       ("estimators_disagree", "evidence estimators disagree")):
+        if d.get(key):
+            print(f"warning: {label} for {', '.join(d[key])}: verdicts involving it are capped at positive",
+                  file=sys.stderr)
+    return result.exit_code
 
 
 def build_parser():
@@ -195,6 +301,7 @@ def build_parser():
     _add_simulate(sub)
     _add_calibrate(sub)
     _add_fit(sub)
+    _add_compare(sub)
     _add_report(sub)
     try:
         from .io.cli import add_info_command

@@ -166,6 +166,7 @@ def iterative_bridge(q_post, q_prop, *, tol=1e-10, max_iter=10_000):
     ``q_post`` = ln p̃(θ) − ln g(θ) at posterior draws, ``q_prop`` the same at proposal draws (p̃ the unnormalised
     posterior, g the proposal). Gronau et al. 2017, Eq. 12:
     r ← [mean_prop p̃/g / (s1 p̃/g + s2 r)] / [mean_post 1 / (s1 p̃/g + s2 r)], with s_i = N_i / (N1 + N2).
+    When the iteration has not settled after ``max_iter`` steps the root is found by bracketing instead.
     """
     n1, n2 = len(q_post), len(q_prop)
     log_s1, log_s2 = np.log(n1 / (n1 + n2)), np.log(n2 / (n1 + n2))
@@ -178,7 +179,31 @@ def iterative_bridge(q_post, q_prop, *, tol=1e-10, max_iter=10_000):
         if abs(new - log_z) < tol:
             return new
         log_z = new
-    raise RuntimeError(f"the bridge iteration did not converge in {max_iter} steps (last ln Z {log_z:.6g})")
+    # a poor proposal (short or unconverged chains) can make the iteration crawl or cycle; the same estimate is the
+    # unique root of a monotone equation, which bracketing finds whatever the proposal
+    return _bridge_root(q_post, q_prop, log_s1, log_s2, log_z, tol)
+
+
+def _bridge_root(q_post, q_prop, log_s1, log_s2, start, tol):
+    """The optimal bridge ln Z as the root of h(x) = ln Σ_post s2 e^x/(s1 q + s2 e^x) − ln Σ_prop s1 q/(s1 q + s2 e^x).
+
+    Multiplying the fixed-point equation out gives Σ_post s2 r/(s1 q + s2 r) = Σ_prop s1 q/(s1 q + s2 r): the left
+    side grows with r and the right side falls, so h is increasing and its root unique (Meng & Wong 1996).
+    """
+    from scipy.optimize import brentq
+
+    def h(x):
+        return (logsumexp(log_s2 + x - np.logaddexp(log_s1 + q_post, log_s2 + x))
+                - logsumexp(log_s1 + q_prop - np.logaddexp(log_s1 + q_prop, log_s2 + x)))
+
+    lo, hi = start - 1.0, start + 1.0
+    for _ in range(40):  # widths up to 2^40 in ln Z: beyond that the draws carry no information on Z
+        if h(lo) <= 0 <= h(hi):
+            break
+        lo, hi = start - 2 * (start - lo), start + 2 * (hi - start)
+    else:
+        raise RuntimeError("the bridge equation has no root: the proposal draws never reach the posterior's density")
+    return float(brentq(h, lo, hi, xtol=tol, rtol=4 * np.finfo(float).eps, maxiter=500))
 
 
 def bridge_relative_mse(q_post, q_prop, log_z, *, r_eff=1.0):

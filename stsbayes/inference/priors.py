@@ -8,8 +8,8 @@ Defaults, with their reasons (every one can be replaced in the spec):
   that 0.001 would need. A user prior on these is truncated at 0.001 meV, and the grid then refines to match.
 - SIS widths with both defaults (a calibration): the data see only the sums gamma_tip + gamma[k] (physics.md,
   identifiability), so the prior is written in those terms: the excess SIS widths w[k] = gamma_tip + gamma[k] -
-  0.004 ~ LogNormal(log 0.02, 1) and the tip's share f ~ Beta(2, 2) of the narrowest one (a smooth minimum,
-  (sum w^-8)^(-1/8)): gamma_tip = 0.002 + f m, gamma[k] = 0.002 + w[k] - f m. Sampled as (log w, logit f) the
+  0.004 ~ LogNormal(log 0.02, 1) and the tip's share f ~ Beta(3, 3) of the narrowest one (a smooth minimum,
+  (sum w^-4)^(-1/4)): gamma_tip = 0.002 + f m, gamma[k] = 0.002 + w[k] - f m. Sampled as (log w, logit f) the
   posterior has no ridge: w is sharp, f follows its prior (the split is not in the data, and says so).
 - ``weight``: Dirichlet(2, ..., 2): any mix of the gaps, mildly away from a gap that vanishes (which would make its
   delta unidentified).
@@ -110,8 +110,8 @@ def broadening(name, entry, *, shape=None, ridge=False):
 
 
 SIS_WIDTH_PRIOR = {"mu": float(np.log(0.02)), "sigma": 1.0}
-TIP_SHARE_PRIOR = {"alpha": 2.0, "beta": 2.0}
-SOFTMIN_POWER = 8.0
+TIP_SHARE_PRIOR = {"alpha": 3.0, "beta": 3.0}
+SOFTMIN_POWER = 4.0
 
 
 def sis_widths(n_gaps):

@@ -68,7 +68,7 @@ def find_map(model, seed=None, starts=MAP_STARTS):
 
 
 def run_nuts(model, *, sampler="nutpie", chains=4, draws=1000, tune=1000, seed=None, progress=None,
-             target_accept=0.85, backend="numba"):
+             target_accept=0.9, backend="numba"):
     """Sample ``model``; returns (DataTree, timing dict). Chains start at the prior's support point with jitter.
 
     The tip/sample gap ridge of SIS spectra is a strongly correlated, nearly linear direction: nutpie's low-rank

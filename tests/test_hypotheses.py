@@ -1,0 +1,119 @@
+"""The ZECP hypotheses as priors (physics.md §2, §6): names, normalisation, and the reweighting prior.
+
+An evidence is only as right as its prior's normalisation: a prior that integrated to 1/2 would shift ln Z by
+ln 2 and hand a Bayes factor of 2 to the other side. ysr2 orders its two energies, which keeps half of the iid
+prior's mass; its Potential must restore exactly that half.
+"""
+
+import math
+
+import numpy as np
+import pymc as pm
+import pytest
+from scipy import integrate, stats
+
+from stsbayes.errors import InputError
+from stsbayes.inference import hypotheses as H
+
+
+def prior_model(hypothesis):
+    with pm.Model() as model:
+        H.bound_state_variables(hypothesis)
+    return model
+
+
+def test_check_accepts_lists_and_comma_strings():
+    assert H.check("mzm, ysr,ysr2") == ["mzm", "ysr", "ysr2"]
+    assert H.check(["ysr2", "mzm"]) == ["ysr2", "mzm"]
+
+
+@pytest.mark.parametrize("bad, message", [("mzm,majorana", "unknown hypothesis majorana"), ("", "(none)"),
+                                          ("mzm,mzm", "twice")])
+def test_check_refuses_unknown_empty_and_repeated(bad, message):
+    with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        H.check(bad)
+
+
+def test_number_of_states_and_reported_names():
+    assert H.N_STATES == {"mzm": 1, "ysr": 1, "ysr2": 2}
+    assert H.parameter_names("mzm") == ["width_0", "u2_0", "v2_0"]
+    assert H.parameter_names("ysr2") == ["eps_0", "eps_1", "width_0", "width_1", "u2_0", "u2_1", "v2_0", "v2_1"]
+
+
+def _eps_density(model, with_potential=True):
+    """exp(log density) of eps on the unconstrained (ordered / log) coordinates, Jacobian included."""
+    eps = model["eps_all"]
+    terms = [eps] + (list(model.potentials) if with_potential else [])
+    logp = model.compile_logp(vars=terms, jacobian=True, sum=True)
+    value_name = model.rvs_to_values[eps].name
+    point = model.initial_point()  # the other variables do not enter these terms, but the function takes them
+    return lambda *u: math.exp(float(logp({**point, value_name: np.array(u)})))
+
+
+def test_ysr2_ordered_eps_prior_integrates_to_one_with_its_potential():
+    model = prior_model("ysr2")
+    assert model.rvs_to_values[model["eps_all"]].name.endswith("ordered__")
+    density = _eps_density(model)
+    # unconstrained coordinates of Ordered(positive=True): u0 = ln eps0, u1 = ln(eps1 - eps0), both over the reals;
+    # below ln 1e-13 and above ln 5 (25 prior sd) the density is < 1e-12 of its peak
+    lo, hi = math.log(1e-13), math.log(5.0)
+    mass, err = integrate.dblquad(lambda u1, u0: density(u0, u1), lo, hi, lo, hi, epsabs=1e-10, epsrel=1e-9)
+    assert err < 1e-6
+    assert mass == pytest.approx(1.0, abs=1e-5)
+    # the test can fail: without the Potential the ordered half of the iid prior holds 1/2
+    bare = _eps_density(model, with_potential=False)
+    half, _ = integrate.dblquad(lambda u1, u0: bare(u0, u1), lo, hi, lo, hi, epsabs=1e-10, epsrel=1e-9)
+    assert half == pytest.approx(0.5, abs=1e-5)
+
+
+def test_ysr_eps_prior_integrates_to_one():
+    model = prior_model("ysr")
+    density = _eps_density(model)
+    mass, _ = integrate.quad(lambda u: density(u), math.log(1e-13), math.log(5.0), epsabs=1e-11, epsrel=1e-10)
+    assert mass == pytest.approx(1.0, abs=1e-6)
+
+
+def _model_prior_logp(model, values):
+    """The model's log prior density of the bound-state quantities at constrained ``values`` (no Jacobian)."""
+    rvs = [rv for rv in model.free_RVs]
+    logp = model.compile_logp(vars=rvs + list(model.potentials), jacobian=False, sum=True)
+    point = {}
+    for rv in rvs:
+        transform = model.rvs_to_transforms.get(rv)
+        value = np.asarray(values[rv.name], float)
+        point[model.rvs_to_values[rv].name] = (transform.forward(value, *rv.owner.inputs).eval()
+                                               if transform is not None else value)
+    return float(logp(point))
+
+
+@pytest.mark.parametrize("hypothesis", ["mzm", "ysr", "ysr2"])
+def test_log_prior_of_matches_the_model_prior(hypothesis):
+    """The prior that reweighting uses (log_prior_of at factor 1) is the prior the model samples: same numbers."""
+    model = prior_model(hypothesis)
+    rng = np.random.default_rng(1)
+    n = H.N_STATES[hypothesis]
+    for _ in range(3):
+        width_excess = rng.lognormal(np.log(0.02), 0.5, n)
+        values = {"width_excess": width_excess}
+        draws = {"width": H.WIDTH_FLOOR_SHIFT + width_excess}
+        if hypothesis == "mzm":
+            values["w_0"] = draws["w"] = np.array(rng.lognormal(np.log(0.3), 0.5))
+            draws["w"] = draws["w"][None]
+        else:
+            eps = np.sort(rng.uniform(0.01, 0.3, n))
+            u2, v2 = rng.lognormal(np.log(0.15), 0.5, n), rng.lognormal(np.log(0.15), 0.5, n)
+            values.update(eps_all=eps, u2_all=u2, v2_all=v2)
+            draws.update(eps=eps, u2=u2, v2=v2)
+        assert H.log_prior_of(draws, hypothesis, 1.0) == pytest.approx(_model_prior_logp(model, values), abs=1e-9)
+
+
+def test_log_prior_of_scales_every_width():
+    draws = {"width": np.array([0.03]), "eps": np.array([0.1]), "u2": np.array([0.2]), "v2": np.array([0.1])}
+    doubled = H.log_prior_of(draws, "ysr", 2.0)
+    expected = (stats.lognorm.logpdf(0.03 - H.WIDTH_FLOOR_SHIFT, s=2.0, scale=0.02)
+                + stats.halfnorm.logpdf(0.1, scale=0.4)
+                + stats.lognorm.logpdf(0.2, s=2.0, scale=0.15) + stats.lognorm.logpdf(0.1, s=2.0, scale=0.15))
+    assert doubled == pytest.approx(expected, rel=1e-12)
+    # batched draws: one value per draw
+    batch = {k: np.tile(v, (5, 1)) for k, v in draws.items()}
+    np.testing.assert_allclose(H.log_prior_of(batch, "ysr", 0.5), H.log_prior_of(draws, "ysr", 0.5))
