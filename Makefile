@@ -31,7 +31,7 @@ bench: $(STAMP)
 	$(PY) -m pip install --quiet --no-deps nanonis
 	$(PY) benchmarks/forward.py
 
-# issue 4's must-show: the Pb tip calibration against emcee (same posterior) and lmfit (the peer's model); ~1-2 h
+# issue 4's must-show: the Pb tip calibration against emcee (same posterior) and lmfit (the peer's model); ~30 min
 bench-calibration: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[test,bench]'
 	$(PY) benchmarks/calibration.py

@@ -36,10 +36,11 @@ The headline ESS per second is the *minimum* over the posterior quantities (the 
 the wall time; the ratio is stsbayes' over emcee's (goal >= 10x). Goal for stsbayes alone: all gates passed in
 <= 30 s on 2 cores. Both are moonshots; the numbers say how far off they are.
 
-Run: ``.venv/bin/python benchmarks/calibration.py`` (full: stsbayes' calibration, then emcee for as long again, then
-lmfit -- hours on 2 shared cores) or ``--quick`` (smoke test: 4 x 40 draws after 60 tuning steps, a 20 s emcee
-budget, lmfit on the coarsest peer grid and at most 60 evaluations; numbers not meaningful. It still compiles the
-model and finds the MAP twice, which alone took ~5 minutes on 2 cores shared at load 5-7). Prints a table and writes
+Run: ``.venv/bin/python benchmarks/calibration.py`` (full: stsbayes' calibration, then emcee for as long again,
+then lmfit -- 29 minutes on 2 cores shared at load 4-5) or ``--quick`` (smoke test: 4 x 40 draws after 60 tuning
+steps, a 20 s emcee budget, lmfit on the coarsest peer grid and at most 60 evaluations; numbers not meaningful. It
+still compiles the model and finds the MAP twice, which alone took ~5 minutes on 2 cores shared at load 5-7; 13
+minutes in all). Prints a table and writes
 benchmarks/results/calibration.json (``--quick``: calibration-quick.json) atomically.
 """
 
@@ -498,6 +499,7 @@ def main(argv=None):
     warnings.filterwarnings("ignore", module="numba")
     started = time.perf_counter()
     load_before = os.getloadavg()
+    code = code_state()  # at the start: others may commit or edit the package while this runs
     problems = []
 
     with tempfile.TemporaryDirectory() as folder:
@@ -541,7 +543,7 @@ def main(argv=None):
         "schema_version": 1, "benchmark": "calibration",
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.executable).name, *sys.argv]), "quick": quick,
-        "code": code_state(),
+        "code": code,
         "machine": {**machine_info(("stsbayes", "numpy", "scipy", "pymc", "pytensor", "numba", "nutpie",
                                     "arviz-stats", "emcee", "lmfit")),
                     "load_average_1_5_15min": {"start": load_before, "end": os.getloadavg()}},
