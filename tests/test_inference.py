@@ -29,9 +29,14 @@ def test_pb_model_has_the_canonical_parameters_and_a_grid_sized_by_the_priors():
         assert name in info.parameters
     # default broadening priors stop at 0.002 meV, so the grid step is 0.001 meV (half the narrowest width)
     assert info.grid.step == pytest.approx(0.001)
-    # ordered gaps: no relabelling modes
-    assert model["delta"] in model.free_RVs
-    assert np.all(np.diff(model.initial_point()["delta_ordered__"][1:]) != np.inf)
+    # the gap ridge is sampled as the sums delta_tip + delta[k], ordered (no relabelling modes) ...
+    assert model["delta_sum"] in model.free_RVs and "delta_sum_ordered__" in model.initial_point()
+    # ... with the documented prior unchanged: delta_tip ~ N(1.37, 0.1), delta ~ N([1.26, 1.41], 0.05), independent
+    tip, gaps = pm.draw([model["delta_tip"], model["delta"]], draws=20000, random_seed=3)
+    assert tip.mean() == pytest.approx(1.37, abs=0.003) and tip.std() == pytest.approx(0.1, rel=0.03)
+    np.testing.assert_allclose(gaps.mean(axis=0), [1.26, 1.41], atol=0.002)
+    np.testing.assert_allclose(gaps.std(axis=0), [0.05, 0.05], rtol=0.03)
+    assert abs(np.corrcoef(tip, gaps[:, 0])[0, 1]) < 0.03
     # T_eff lies above the bath
     draws = pm.draw(model["T_eff"], draws=500, random_seed=1)
     assert draws.min() >= 0.08

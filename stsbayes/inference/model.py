@@ -108,11 +108,17 @@ def build_joint_model(datas, spec, *, labels=None, tip_density=None, metal_tip=N
     # a calibration-like fit (one spectrum, default widths for tip and sample) takes the SIS width sums/split prior
     sum_split = (labels is None and tip_density is None and not metal and specs[0].tip.get("gamma") is None
                  and specs[0].sample.get("gamma") is None)
+    tip_ref = next((r for r in refs if r is not None), None)
+    # a reference calibration (one spectrum, reference gap priors): the gap ridge in sum coordinates, same prior
+    sum_gaps = (labels is None and tip_density is None and not metal and tip_ref is not None
+                and specs[0].tip.get("delta") is None and specs[0].sample.get("delta") is None)
     with pm.Model(coords=coords) as model:
-        tip_ref = next((r for r in refs if r is not None), None)
-        tip, t_reach, tip_floor = _tip_block(specs[0], metal, tip_density, tip_ref, t_bath, sum_split)
+        tip, t_reach, tip_floor = _tip_block(specs[0], metal, tip_density, tip_ref, t_bath, sum_split, sum_gaps)
         if sum_split:
             tip["gamma_tip"], tip["gamma"] = P.sis_widths(n_gaps[0])
+        if sum_gaps:
+            tip["delta_tip"], tip["delta"] = P.sis_gaps(tip_ref["delta_tip"], tip_ref["delta_tip_sigma"],
+                                                        tip_ref["delta"], tip_ref["delta_sigma"])
         grids = []
         for data, label, sp, ref, n in zip(datas, keys, specs, refs, n_gaps):
             grids.append(_spectrum_block(data, sp, label, tip, t_reach, tip_floor, n, states, ref,
@@ -143,7 +149,7 @@ def _name(name, label):
     return name if label is None else f"{label}:{name}"
 
 
-def _tip_block(spec, metal, tip_density, reference, t_bath, sum_split=False):
+def _tip_block(spec, metal, tip_density, reference, t_bath, sum_split=False, sum_gaps=False):
     """delta_tip, gamma_tip (superconducting tips) and T_eff; returns (params, T reach, gamma_tip floor)."""
     t, j = spec.tip, spec.junction
     params = {}
@@ -156,7 +162,8 @@ def _tip_block(spec, metal, tip_density, reference, t_bath, sum_split=False):
             if reference is None:
                 raise InputError("the tip gap is unknown: give --tip DIR/posterior.nc from calibrate-tip, a "
                                  "tip.delta prior in the spec, or --metal-tip")
-            params["delta_tip"] = pm.Normal("delta_tip", reference["delta_tip"], reference["delta_tip_sigma"])
+            if not sum_gaps:  # else delta_tip comes with the sample's gaps (priors.sis_gaps)
+                params["delta_tip"] = pm.Normal("delta_tip", reference["delta_tip"], reference["delta_tip_sigma"])
         else:
             params["delta_tip"] = P.scalar("delta_tip", tip_delta, None)
         if not sum_split:  # else gamma_tip comes with the sample's widths (priors.sis_widths)
@@ -181,7 +188,8 @@ def _spectrum_block(data, spec, label, tip, t_reach, tip_floor, n_gaps, states, 
     nm = lambda name: _name(name, label)  # noqa: E731
     scale = 1.0 if data.units == "normalised" else data.scale
     params = dict(tip)
-    params["delta"] = P.gaps(nm("delta"), s.get("delta"), reference=reference)
+    if "delta" not in params:
+        params["delta"] = P.gaps(nm("delta"), s.get("delta"), reference=reference)
     if "gamma" not in params:
         params["gamma"] = P.broadening(nm("gamma"), s.get("gamma"), shape=n_gaps, ridge=not metal)
     params["weight"] = P.weights(nm("weight"), s.get("weight"), n_gaps)

@@ -127,6 +127,24 @@ def sis_widths(n_gaps):
     return pm.Deterministic("gamma_tip", tip), pm.Deterministic("gamma", floor + excess - share * smallest)
 
 
+def sis_gaps(tip_mu, tip_sigma, mu, sigma):
+    """delta_tip and the ordered sample gaps of an SIS calibration, sampled as the sums S = delta_tip + delta[k].
+
+    The prior is exactly the documented one (delta_tip ~ Normal(tip_mu, tip_sigma), delta ~ Normal(mu, sigma)
+    ordered), factorised as p(S) p(delta_tip | S): S is multivariate normal (ordered: delta[0] < delta[1] iff
+    S[0] < S[1]) and delta_tip given S is normal. The data fix S sharply and leave delta_tip | S to its prior, so
+    the gap ridge (physics.md, identifiability) becomes two independent directions NUTS need not learn.
+    """
+    mu, sigma = np.asarray(mu, float), np.asarray(sigma, float) * np.ones(len(mu))
+    cov = tip_sigma**2 * np.ones((len(mu), len(mu))) + np.diag(sigma**2)
+    gain = tip_sigma**2 * np.linalg.solve(cov, np.ones(len(mu)))  # Cov(delta_tip, S) Cov(S)^-1
+    sums = pm.MvNormal("delta_sum", mu=tip_mu + mu, cov=cov, initval=tip_mu + mu,
+                       **({"transform": ordered} if len(mu) > 1 else {}))
+    tip = pm.Normal("delta_tip", mu=tip_mu + pt.dot(gain, sums - (tip_mu + mu)),
+                    sigma=float(np.sqrt(tip_sigma**2 - tip_sigma**2 * gain.sum())))
+    return tip, pm.Deterministic("delta", sums - tip)
+
+
 def broadening_floor(entry):
     """The smallest value a broadening can take under its spec entry (sizes the grid step)."""
     if isinstance(entry, (int, float)):
