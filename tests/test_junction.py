@@ -131,20 +131,25 @@ def test_likelihood_gradient_matches_finite_differences():
             assert grad[i] == pytest.approx(fd, rel=2e-4, abs=1e-3 * max(1.0, abs(fd))), f"d lnL / d {name}[{i}]"
 
 
-def test_jax_backend_gives_the_same_numbers():
-    """The optional JAX path (NumPyro, GPU) runs the same graph through our RFFT/IRFFT conversions."""
-    import stsbayes.backends.jax_fft  # noqa: F401 (registers the conversions)
-
+def _assert_backend_matches(mode):
+    """Value and gradient of the Pb-Pb log-likelihood on backend ``mode`` equal the default backend's to 1e-9."""
     bias = np.linspace(-3.2, 3.2, 161) + 0.0003
     names, fn = _loglike(bias, 0.03)
-    names, fn_jax = _loglike(bias, 0.03, mode="JAX")
+    names, fn_other = _loglike(bias, 0.03, mode=mode)
     data = np.full_like(bias, 1.0)
     point = dict(delta_tip=1.37, gamma_tip=0.006, T_eff=0.32, v_peak=0.02, g_n=1.0, bias_offset=0.004, b0=0.01,
                  b1=0.002, floor=0.01, delta=np.array([1.26, 1.41]), gamma=np.array([0.005, 0.007]),
                  weight=np.array([0.55, 0.45]))
     args = [point[k] for k in names]
-    for a, b in zip(fn(data, *args), fn_jax(data, *args)):
+    for a, b in zip(fn(data, *args), fn_other(data, *args)):
         np.testing.assert_allclose(np.asarray(b), a, rtol=1e-9, atol=1e-9)
+
+
+def test_jax_backend_gives_the_same_numbers():
+    """The optional JAX path (NumPyro, GPU) runs the same graph through our RFFT/IRFFT conversions."""
+    import stsbayes.backends.jax_fft  # noqa: F401 (registers the conversions)
+
+    _assert_backend_matches("JAX")
 
 
 def test_numba_backend_runs_the_ffts_natively():
@@ -155,13 +160,4 @@ def test_numba_backend_runs_the_ffts_natively():
 
     for op in (RFFTOp, IRFFTOp):
         assert op in numba_funcify.registry
-    bias = np.linspace(-3.2, 3.2, 161) + 0.0003
-    names, fn = _loglike(bias, 0.03)
-    names, fn_numba = _loglike(bias, 0.03, mode="NUMBA")
-    data = np.full_like(bias, 1.0)
-    point = dict(delta_tip=1.37, gamma_tip=0.006, T_eff=0.32, v_peak=0.02, g_n=1.0, bias_offset=0.004, b0=0.01,
-                 b1=0.002, floor=0.01, delta=np.array([1.26, 1.41]), gamma=np.array([0.005, 0.007]),
-                 weight=np.array([0.55, 0.45]))
-    args = [point[k] for k in names]
-    for a, b in zip(fn(data, *args), fn_numba(data, *args)):
-        np.testing.assert_allclose(np.asarray(b), a, rtol=1e-9, atol=1e-9)
+    _assert_backend_matches("NUMBA")

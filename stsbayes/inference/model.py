@@ -130,8 +130,7 @@ def build_joint_model(datas, spec, *, labels=None, tip_density=None, metal_tip=N
         if hypothesis:
             local += H.parameter_names(hypothesis)
         wanted += [_name(n, label) for n in local if _name(n, label) in present]
-    names = wanted
-    info = ModelInfo(grid=grids[0], parameters=names, fixed=fixed, metal_tip=metal, labels=labels, grids=grids)
+    info = ModelInfo(grid=grids[0], parameters=wanted, fixed=fixed, metal_tip=metal, labels=labels, grids=grids)
     return model, info
 
 
