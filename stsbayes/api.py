@@ -12,6 +12,7 @@ from .diagnostics.gates import chain_modes, gates, parameter_table, summarize
 from .diagnostics.ppc import predictive_check
 from .errors import InputError
 from .inference import PB_REFERENCE, FitData, TipDensity, run_nuts
+from .inference import discrepancy as D
 from .inference.model import build_joint_model
 from .models.spec import load_spec
 from .results import SCHEMA_VERSION, FitResult, _jsonable, load_result, package_versions
@@ -61,34 +62,68 @@ def _canonical(name):
     return f"{label}:{base}" if label else base
 
 
+def _draws_of(posterior, name, entry, shape):
+    """A per-draw quantity (chain, draw) from the posterior, or a fixed number from the spec, broadcast to shape."""
+    if name in posterior:
+        return np.broadcast_to(np.asarray(posterior[name], float), shape)
+    return np.full(shape, float(entry))
+
+
 def _pointwise(posterior, data, spec, label, seed):
-    """Log-likelihood per draw and point, predictive check, thinned predictions of one spectrum."""
+    """Log-likelihood per draw and point, predictive check, thinned predictions of one spectrum.
+
+    With a correlated discrepancy (``inference/discrepancy.py``): ``gp`` — the GP draw is part of the mean, so the
+    pointwise terms, the predictive check's residuals and its replicated data all use mu + f; ``ar1`` — the term is
+    marginalised, so the pointwise terms are the *conditional* (one-step-ahead) densities ln p(y_i | y_1..y_(i-1)),
+    which sum to the model's total ln L (PSIS-LOO on them is leave-one-out of these conditionals), and the check
+    uses the one-step-ahead predictive: its residuals (innovations) are white and its PIT uniform when the model
+    holds. The stored predictions carry the marginal predictive sd sqrt(sigma² + discrepancy_scale²) for ar1.
+    """
     nm = (lambda n: n) if label is None else (lambda n: f"{label}:{n}")
+    obs = spec.observation
+    kind = obs.get("discrepancy", "none")
     mu = np.asarray(posterior[nm("mu")])
+    if kind == "gp":
+        mu = mu + np.asarray(posterior[nm("discrepancy")])
     if nm("sigma") in posterior:
         sig = np.asarray(posterior[nm("sigma")])[..., None] * np.ones(mu.shape[-1])
     elif nm("sigma_scale") in posterior:
         sig = np.asarray(posterior[nm("sigma_scale")])[..., None] * np.maximum(data.sigma, 1e-300)
     else:
-        sig = np.full(mu.shape, float(spec.observation.get("sigma", 1.0)))
-    nu = np.asarray(posterior[nm("nu")]) if nm("nu") in posterior else spec.observation.get("nu")
-    if spec.observation.get("noise", "normal") == "student_t":
+        sig = np.full(mu.shape, float(obs.get("sigma", 1.0)))
+    nu = np.asarray(posterior[nm("nu")]) if nm("nu") in posterior else obs.get("nu")
+    check_mu, check_sig, band_sig = mu, sig, sig
+    if obs.get("noise", "normal") == "student_t":
         nu_arr = np.broadcast_to(np.asarray(nu, float)[..., None] if np.ndim(nu) else nu, mu.shape)
         loglik = stats.t.logpdf(data.y, nu_arr, loc=mu, scale=sig)
+    elif kind == "ar1":
+        nu_arr = None
+        draws_shape = mu.shape[:-1]
+        d_scale = _draws_of(posterior, nm("discrepancy_scale"), obs.get("discrepancy_scale"), draws_shape)
+        d_length = _draws_of(posterior, nm("discrepancy_length"), obs.get("discrepancy_length"), draws_shape)
+        n = mu.shape[-1]
+        terms, mean, var = D.ar1_conditionals(data.bias, (data.y - mu).reshape(-1, n), (sig**2).reshape(-1, n),
+                                              d_scale.ravel(), d_length.ravel())
+        loglik = terms.reshape(mu.shape)
+        check_mu, check_sig = mu + mean.reshape(mu.shape), np.sqrt(var).reshape(mu.shape)
+        band_sig = np.sqrt(sig**2 + d_scale[..., None] ** 2)
     else:
         nu_arr = None
         loglik = stats.norm.logpdf(data.y, loc=mu, scale=sig)
     rng = np.random.default_rng(seed)
-    ppc = predictive_check(data.y, _thin(mu, PREDICTION_DRAWS), _thin(sig, PREDICTION_DRAWS), rng,
+    ppc = predictive_check(data.y, _thin(check_mu, PREDICTION_DRAWS), _thin(check_sig, PREDICTION_DRAWS), rng,
                            None if nu_arr is None else _thin(nu_arr[..., 0], PREDICTION_DRAWS))
     dim = nm("bias_mV")
     coords = {"chain": posterior.chain, "draw": posterior.draw, dim: data.bias}
+    predictions = {nm("mu"): (("sample", dim), _thin(mu, PREDICTION_DRAWS)),
+                   nm("sigma"): (("sample", dim), _thin(band_sig, PREDICTION_DRAWS))}
+    if kind == "gp":
+        predictions[nm("discrepancy")] = (("sample", dim),
+                                          _thin(np.asarray(posterior[nm("discrepancy")]), PREDICTION_DRAWS))
     groups = {
         "log_likelihood": xr.Dataset({nm("y"): (("chain", "draw", dim), loglik)}, coords=coords),
         "observed_data": xr.Dataset({nm("y"): (dim, data.y)}, coords={dim: data.bias}),
-        "predictions": xr.Dataset({nm("mu"): (("sample", dim), _thin(mu, PREDICTION_DRAWS)),
-                                   nm("sigma"): (("sample", dim), _thin(sig, PREDICTION_DRAWS))},
-                                  coords={dim: data.bias}),
+        "predictions": xr.Dataset(predictions, coords={dim: data.bias}),
     }
     if data.sigma is not None:
         groups["observed_data"][nm("sigma")] = (dim, data.sigma)
@@ -136,7 +171,8 @@ def run_fit(data, spec, *, command="fit", tip=None, metal_tip=None, reference=No
         diag["ppc"] = {"passed": all(c["passed"] for c in checks.values()), "by_spectrum": checks}
     with model:
         prior = pm.sample_prior_predictive(draws=500, var_names=[n for n in info.parameters], random_seed=seed)
-    mus = {"mu"} if labels is None else {f"{x}:mu" for x in labels}
+    # the expected spectrum and a GP discrepancy (one value per point and draw) are kept thinned in predictions
+    mus = {"mu", "discrepancy"} if labels is None else {f"{x}:{n}" for x in labels for n in ("mu", "discrepancy")}
     groups = {"posterior": posterior[[n for n in posterior.data_vars if n not in mus]],
               "sample_stats": trace["sample_stats"].to_dataset(),
               "prior": prior["prior"].to_dataset(),  # PyMC 6 returns a DataTree

@@ -52,8 +52,8 @@ def test_user_prior_on_gamma_refines_the_grid():
     ({"temperature_K": None}, {"tip": {"kind": "dynes"}}, "bath temperature is unknown"),
     ({"modulation": {"kind": "unknown", "value_mV": 0.02}}, {"tip": {"kind": "dynes"}}, "without saying rms or peak"),
     ({"modulation": None}, {"tip": {"kind": "dynes"}}, "lock-in amplitude is unknown"),
-    ({}, {"tip": {"kind": "dynes"}, "observation": {"discrepancy": "ar1", "discrepancy_scale": 0.01,
-                                                     "discrepancy_length": 0.1}}, "not available in fits yet"),
+    ({}, {"tip": {"kind": "dynes"}, "observation": {"discrepancy": "ar1", "noise": "student_t"}},
+     "exact likelihood only with noise"),
 ])
 def test_bad_fit_inputs_are_explained(change, spec, message):
     with pytest.raises(InputError, match=message):
@@ -142,3 +142,25 @@ def test_predictive_check_passes_white_noise_and_fails_structure():
     y_bad = truth + 0.05 * np.sin(3 * x) + 0.02 * rng.standard_normal(400)  # unmodelled structure
     check = predictive_check(y_bad, mu, np.full(200, 0.02), rng)
     assert not check["passed"] and check["residual_lag1_autocorr"] > 0.5
+
+
+def test_chains_start_at_the_mode_with_laplace_jitter():
+    """The mode and its Laplace covariance are exact on a Gaussian posterior; each chain gets its own start, the
+    same for the same seed, about START_JITTER posterior sds from the mode."""
+    import pymc as pm
+
+    from stsbayes.inference.sampling import START_JITTER, locate_mode
+
+    y = np.random.default_rng(0).normal(3.0, 0.5, 400)
+    with pm.Model() as model:
+        mean = pm.Normal("mean", 0.0, 100.0)
+        pm.Normal("y", mean, 0.5, observed=y)
+    mode = locate_mode(model, seed=1)
+    post_sd = 1.0 / np.sqrt(1 / 100.0**2 + len(y) / 0.25)
+    post_mean = post_sd**2 * y.sum() / 0.25
+    assert mode.x[0] == pytest.approx(post_mean, abs=1e-6)
+    assert mode.chol[0, 0] == pytest.approx(post_sd, rel=1e-3)
+    starts = np.array([mode.jittered([7, chain])[0] for chain in range(200)])
+    assert len(set(starts[:4])) == 4 and mode.jittered([7, 0])[0] == starts[0]
+    assert np.std(starts - post_mean) == pytest.approx(START_JITTER * post_sd, rel=0.15)
+    assert mode.constrained["mean"] == pytest.approx(post_mean, abs=1e-6)

@@ -60,7 +60,6 @@ def test_no_tip_table_means_metal():
     (("junction", "T_eff"), -0.1, "T_eff = -0.1 K must be positive"),
     (("junction", "T_eff"), "hot", "must be a number"),
     (("observation", "noise"), "cauchy", "not one of normal, student_t"),
-    (("observation", "discrepancy"), "ar1", "needs observation.discrepancy_scale"),
     (("tip", "kind"), "metal", "remove them"),
     (("tip", "delta"), {"dist": "normal", "mu": 1.3}, "needs sigma"),
     (("tip", "delta"), {"dist": "cauchy", "mu": 1.3}, "use one of"),

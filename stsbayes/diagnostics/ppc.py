@@ -12,6 +12,12 @@ def predictive_check(y, mu_draws, sigma_draws, rng=None, nu_draws=None):
     ``mu_draws`` (n_draws, n_points), ``sigma_draws`` (n_draws,) or (n_draws, n_points). A correct model leaves
     standardised residuals with lag-1 autocorrelation ~ N(0, 1/n) and PIT values uniform on [0, 1]; systematic
     misfit (e.g. unmodelled structure beside the peaks, physics.md §3) shows as positive autocorrelation.
+
+    With a correlated discrepancy term the draws must carry it, or a model that explains the correlation would
+    fail the check: for a GP in the mean, ``mu_draws`` are the means including each draw's GP; for a marginalised
+    AR(1), ``mu_draws`` and ``sigma_draws`` are each draw's one-step-ahead predictive mean and sd (the Kalman
+    filter's, ``api._pointwise``), whose residuals are the innovations — white, with uniform PIT, when the model
+    holds.
     """
     rng = np.random.default_rng(0) if rng is None else rng
     sigma_draws = np.asarray(sigma_draws, float)

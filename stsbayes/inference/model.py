@@ -10,6 +10,7 @@ from ..errors import InputError
 from ..models.constants import GAMMA_FLOOR, K_B, MODULATION_RMS_FLOOR, WIDTH_FLOOR
 from ..models.forward import BOUND_PARAMS, build_grid, predict
 from ..models.spec import Fitted, Prior, load_spec
+from . import discrepancy as D
 from . import hypotheses as H
 from . import priors as P
 
@@ -47,7 +48,7 @@ class ModelInfo:
 
 SHARED = ("delta_tip", "gamma_tip", "T_eff")  # what every spectrum of a joint model shares (one tip, one junction)
 PER_SPECTRUM = ["delta", "gamma", "weight", "floor", "modulation_rms", "g_n", "bias_offset", "b0", "b1", "sigma",
-                "sigma_scale", "nu"]
+                "sigma_scale", "nu", "discrepancy_scale", "discrepancy_length"]
 
 
 def build_model(data, spec, *, tip_density=None, metal_tip=None, reference=None, fit_modulation=False,
@@ -241,18 +242,30 @@ def _spectrum_block(data, spec, label, tip, t_reach, tip_floor, n_gaps, states, 
                                 width_min=max(WIDTH_FLOOR, width_min),
                                 kT_max=K_B * t_reach, v_peak_max=v_peak_max, offset_max=abs(offset_max))
     mu = pm.Deterministic(nm("mu"), predict(grid, bias_map, data.bias, params), dims=nm("bias_mV"))
-    if o.get("discrepancy", "none") != "none":
-        raise InputError("the correlated discrepancy terms (ar1, gp) are not available in fits yet: "
-                         "remove observation.discrepancy")
+    # --- correlated discrepancy (physics.md §3, misspecification; discrepancy.py): a GP adds to the mean, an AR(1)
+    # is marginalised in the likelihood below
+    kind = D.check(o)
+    if kind != "none":
+        d_scale = P.discrepancy_scale(nm("discrepancy_scale"), o.get("discrepancy_scale"), scale)
+        d_length = P.discrepancy_length(nm("discrepancy_length"), o.get("discrepancy_length"))
+    if kind == "gp":
+        mu = mu + D.hsgp_discrepancy(nm("discrepancy"), data.bias, d_scale, d_length,
+                                     P.discrepancy_length_entry(o.get("discrepancy_length")), nm("bias_mV"))
     if data.sigma is not None and "sigma" not in o:
         sigma_scale = P.scalar(nm("sigma_scale"), o.get("sigma_scale"),
                                lambda: pm.LogNormal(nm("sigma_scale"), 0.0, 0.5))
         sigma = sigma_scale * np.maximum(data.sigma, 1e-12 * scale)
     else:
         sigma = P.scalar(nm("sigma"), o.get("sigma"), lambda: pm.HalfNormal(nm("sigma"), 0.1 * scale))
+    if kind == "gp":
+        # the GP can follow the data closely, and a mode search probing sigma -> 0 (exp underflow) would hit the
+        # likelihood's sigma > 0 check; far below any real noise the floor changes no density that matters
+        sigma = pt.maximum(sigma, 1e-12 * scale)
     if o.get("noise", "normal") == "student_t":
         nu = P.scalar(nm("nu"), o.get("nu"), lambda: pm.Gamma(nm("nu"), alpha=2.0, beta=0.1))
         pm.StudentT(nm("y"), nu=nu, mu=mu, sigma=sigma, observed=data.y, dims=nm("bias_mV"))
+    elif kind == "ar1":
+        D.ar1_likelihood(nm("y"), mu, sigma, d_scale, d_length, data.y, data.bias, nm("bias_mV"))
     else:
         pm.Normal(nm("y"), mu=mu, sigma=sigma, observed=data.y, dims=nm("bias_mV"))
     return grid

@@ -22,6 +22,12 @@ Defaults, with their reasons (every one can be replaced in the spec):
 - ``sigma``: HalfNormal(0.1 s); with a per-point sigma from n sweeps, ``sigma_scale`` ~ LogNormal(0, 0.5) multiplies
   it (a sigma from 3 sweeps is itself uncertain by ~50 %).
 - a fitted modulation: LogNormal(log recorded, 0.25) above the 0.005 mV rms floor.
+- ``discrepancy_scale`` (``discrepancy = "ar1"|"gp"``): HalfNormal(0.05 s). A discrepancy is a small systematic
+  misfit, a few % of the normal-state conductance; larger structure is missing physics that the term must not absorb
+  (a GP of that size would eat a gap). The half-normal keeps mass at 0, so "no discrepancy" stays inside the prior.
+- ``discrepancy_length``: LogNormal(log 0.3 mV, 0.5), 95 % in 0.11-0.8 mV: residual structure beside the coherence
+  peaks is as wide as the peaks and their shoulders (tenths of a mV). Much shorter is white noise at the data's
+  resolution (confounded with sigma); much longer competes with the gaps themselves and with the b0/b1 background.
 - Pb(111) reference (``--reference pb``): delta = Normal([1.26, 1.41], 0.05) ordered, delta_tip = Normal(1.37, 0.1):
   literature Pb gaps and the paper's tip gap (physics.md §7).
 """
@@ -41,6 +47,8 @@ DEFAULT_BROADENING_FLOOR = 0.002  # meV
 RIDGE_SCALE = 0.002  # meV: below it the SIS width coordinates turn logarithmic (ScaledSoftplus)
 T_EXCESS_SIGMA = 0.3  # K
 OFFSET_SIGMA = 0.02  # mV
+DISCREPANCY_SCALE_FRACTION = 0.05  # of the data's conductance scale s
+DISCREPANCY_LENGTH_PRIOR = {"mu": float(np.log(0.3)), "sigma": 0.5}  # mV
 PB_REFERENCE = {"delta": [1.26, 1.41], "delta_sigma": 0.05, "delta_tip": 1.37, "delta_tip_sigma": 0.1}
 
 
@@ -206,3 +214,18 @@ def weights(name, entry, n):
     if all(isinstance(x, float) for x in entry):
         return pt.as_tensor_variable(np.asarray(entry, dtype=float))
     raise InputError("sample.weight: give numbers that sum to 1, or one dirichlet prior")
+
+
+def discrepancy_scale(name, entry, scale):
+    """Marginal sd of the correlated discrepancy (G units): a number, a prior, or HalfNormal(0.05 s)."""
+    return scalar(name, entry, lambda: pm.HalfNormal(name, DISCREPANCY_SCALE_FRACTION * scale))
+
+
+def discrepancy_length(name, entry):
+    """Correlation length of the discrepancy (mV): a number, a prior, or LogNormal(log 0.3, 0.5)."""
+    return scalar(name, entry, lambda: pm.LogNormal(name, **DISCREPANCY_LENGTH_PRIOR))
+
+
+def discrepancy_length_entry(entry):
+    """The spec entry of the length with the default filled in (sizes the GP approximation)."""
+    return Prior("lognormal", dict(DISCREPANCY_LENGTH_PRIOR)) if entry is None else entry

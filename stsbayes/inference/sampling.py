@@ -1,5 +1,6 @@
 """Running NUTS: nutpie by default (PyMC's own NUTS as an option), 4 chains, seeded, progress on a terminal."""
 
+import dataclasses
 import sys
 import time
 
@@ -13,11 +14,72 @@ SAMPLERS = ("nutpie", "pymc", "numpyro")
 
 MAP_STARTS = 8  # the support point and 7 prior draws
 MAP_SCOUT_ITERATIONS = 150  # L-BFGS iterations per start before the best is polished
+START_JITTER = 0.5  # chains start at the MAP plus this many Laplace standard deviations of N(0, 1) jitter
 
 
 def find_map(model, seed=None, starts=MAP_STARTS):
-    """The posterior mode (in the unconstrained space) by L-BFGS from several starts, as a dict of constrained
-    free-RV values.
+    """The MAP as a dict of constrained free-RV values (see :func:`locate_mode`)."""
+    return locate_mode(model, seed, starts).constrained
+
+
+class Mode:
+    """The posterior mode on the flat unconstrained vector (value variables in ``model.value_vars`` order), with the
+    Cholesky factor of the Laplace covariance (inverse Hessian of -log p there; None where it is not positive
+    definite) and a converter back to constrained values."""
+
+    def __init__(self, x, names, shapes, chol, to_constrained, free_rvs):
+        self.x, self.names, self.shapes, self.chol = x, names, shapes, chol
+        self._to_constrained, self._free = to_constrained, free_rvs
+
+    def unflatten(self, x):
+        out, i = {}, 0
+        for name, shape in zip(self.names, self.shapes):
+            size = int(np.prod(shape))
+            out[name] = np.asarray(x[i:i + size]).reshape(shape)
+            i += size
+        return out
+
+    @property
+    def constrained(self):
+        return self.to_constrained(self.x)
+
+    def to_constrained(self, x):
+        values = self.unflatten(x)
+        return {rv.name: np.asarray(c) for rv, c in zip(self._free,
+                                                           self._to_constrained(*(values[n] for n in self.names)))}
+
+    def jittered(self, seed, scale=START_JITTER):
+        """A flat start: the mode plus ``scale`` Laplace sds of Gaussian jitter (the mode itself without a Laplace
+        factor). Deterministic in ``seed``."""
+        if self.chol is None or scale == 0:
+            return self.x.copy()
+        z = np.random.default_rng(seed).standard_normal(len(self.x))
+        return self.x + scale * (self.chol @ z)
+
+
+def _laplace_chol(fun, x, rel=1e-5):
+    """Cholesky factor of the inverse Hessian of ``fun`` (value, gradient) at ``x`` by central differences of the
+    gradient; None when the Hessian is not positive definite (a mode at a boundary, a flat direction)."""
+    n = len(x)
+    hess = np.empty((n, n))
+    for i in range(n):
+        h = rel * max(1.0, abs(x[i]))
+        up, down = x.copy(), x.copy()
+        up[i] += h
+        down[i] -= h
+        hess[:, i] = (fun(up)[1] - fun(down)[1]) / (2 * h)
+    hess = 0.5 * (hess + hess.T)
+    if not np.all(np.isfinite(hess)):
+        return None
+    try:
+        np.linalg.cholesky(hess)  # positive definite?
+        return np.linalg.cholesky(np.linalg.inv(hess))
+    except np.linalg.LinAlgError:
+        return None
+
+
+def locate_mode(model, seed=None, starts=MAP_STARTS):
+    """The posterior mode (in the unconstrained space) by L-BFGS from several starts, as a :class:`Mode`.
 
     Sharp SIS peaks make the posterior tiny compared with the prior: NUTS started from prior draws spends its whole
     warm-up crossing to the mode, so chains start here instead. One start is not enough: the likelihood of sharp
@@ -27,6 +89,7 @@ def find_map(model, seed=None, starts=MAP_STARTS):
     """
     import pytensor
     from pymc.initial_point import make_initial_point_fn
+    from pymc.logprob.utils import ParameterValueError
     from pymc.pytensorf import join_nonshared_inputs
     from scipy.optimize import minimize
 
@@ -41,7 +104,10 @@ def find_map(model, seed=None, starts=MAP_STARTS):
     names = [v.name for v in model.value_vars]
 
     def fun(x):
-        value, grad = objective(x)
+        try:
+            value, grad = objective(x)
+        except ParameterValueError:  # a point outside a distribution's support (a check in the graph)
+            return np.inf, np.zeros_like(x)
         if not np.isfinite(value):
             return np.inf, np.zeros_like(x)
         return float(value), np.asarray(grad, float)
@@ -58,18 +124,15 @@ def find_map(model, seed=None, starts=MAP_STARTS):
     if best is None:
         raise InputError("no start point gives a finite log density: check the priors against the data's units")
     best = minimize(fun, best.x, jac=True, method="L-BFGS-B", options={"maxiter": 5000})
-    values, i = {}, 0
-    for v in model.value_vars:
-        size = int(np.asarray(point[v.name]).size)
-        values[v.name] = best.x[i:i + size].reshape(np.shape(point[v.name]))
-        i += size
-    constrained = to_constrained(*(values[n] for n in names))
-    return {rv.name: np.asarray(c) for rv, c in zip(model.free_RVs, constrained)}
+    shapes = [np.shape(point[n]) for n in names]
+    return Mode(best.x, names, shapes, _laplace_chol(fun, best.x), to_constrained, model.free_RVs)
 
 
 def run_nuts(model, *, sampler="nutpie", chains=4, draws=1000, tune=1000, seed=None, progress=None,
              target_accept=0.9, backend="numba"):
-    """Sample ``model``; returns (DataTree, timing dict). Chains start at the prior's support point with jitter.
+    """Sample ``model``; returns (DataTree, timing dict, seed). Chains start at the MAP (:func:`locate_mode`) with
+    Gaussian jitter of ``START_JITTER`` Laplace standard deviations, a different draw per chain; chain_modes()
+    (diagnostics) then checks that they did not settle in different modes.
 
     The tip/sample gap ridge of SIS spectra is a strongly correlated, nearly linear direction: nutpie's low-rank
     mass-matrix adaptation learns it, so NUTS moves along it instead of diverging across it.
@@ -81,25 +144,32 @@ def run_nuts(model, *, sampler="nutpie", chains=4, draws=1000, tune=1000, seed=N
     t0 = time.perf_counter()
     if sampler == "nutpie":
         import nutpie
-        start = find_map(model, seed)
-        # All chains start at the mode (no U(-1, 1) jitter: on these sharp posteriors it would throw them far out);
-        # different momenta separate them at once, and chain_modes() checks they did not settle in other modes.
+        mode = locate_mode(model, seed)
+        # PyMC's U(-1, 1) jitter would throw chains far out of these sharp posteriors; the Laplace-scaled one keeps
+        # them within a posterior sd or so of the mode, in different places.
         if backend == "jax":
             import stsbayes.backends.jax_fft  # noqa: F401
-        compiled = nutpie.compile_pymc_model(model, initial_points=start, jitter_rvs=set(), backend=backend,
+        compiled = nutpie.compile_pymc_model(model, initial_points=mode.constrained, jitter_rvs=set(),
+                                             backend=backend,
                                              gradient_backend="jax" if backend == "jax" else "pytensor")
+        if not np.allclose(compiled.initial_point_func(0), mode.x):
+            raise RuntimeError("nutpie orders the unconstrained vector unlike model.value_vars; starts would be wrong")
+        compiled = dataclasses.replace(compiled, initial_point_func=lambda s: mode.jittered([seed, int(s)]))
         t1 = time.perf_counter()
         trace = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=seed, progress_bar=progress,
                               adaptation="low_rank", save_warmup=False, target_accept=target_accept)
     else:
-        start = find_map(model, seed)
+        mode = locate_mode(model, seed)
+        start = [mode.to_constrained(mode.jittered([seed, chain])) for chain in range(chains)]
         t1 = time.perf_counter()
         if sampler == "numpyro":
             import stsbayes.backends.jax_fft  # noqa: F401  (NumPyro runs the graph through JAX)
         with model:
             trace = pm.sample(draws=draws, tune=tune, chains=chains, random_seed=seed, progressbar=progress,
                               initvals=start, nuts_sampler=sampler, target_accept=target_accept,
-                              compute_convergence_checks=False)
+                              compute_convergence_checks=False,
+                              # the starts are jittered already: no U(-1, 1) jitter on top
+                              **({"init": "adapt_diag"} if sampler == "pymc" else {"nuts": {"jitter": False}}))
     t2 = time.perf_counter()
     # "compile" as in architecture.md's summary.json; it includes finding the MAP start
     return trace, {"compile": t1 - t0, "sample": t2 - t1}, seed

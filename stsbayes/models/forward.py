@@ -35,7 +35,7 @@ def predict(grid, bias_map, bias, params):
     """
     bound = {k: params[k] for k in BOUND_PARAMS} if "eps" in params else {}
     n_s = sample_dos(grid.energies, params["delta"], params["gamma"], params["weight"], params.get("floor", 0.0),
-                     **bound)
+                     cells=True, **bound)
     g = conductance_on_grid(grid, n_s, T_eff=params["T_eff"], delta_tip=params.get("delta_tip"),
                             gamma_tip=params.get("gamma_tip"), v_peak=params.get("v_peak"),
                             bias_offset=params.get("bias_offset", 0.0))

@@ -24,7 +24,7 @@ from scipy.fft import next_fast_len
 
 from .. import backends  # noqa: F401  (native numba FFTs for nutpie's default backend)
 from .constants import K_B
-from .dos import dynes, dynes_derivative, on_symmetric_grid
+from .dos import cell_mean, dynes, dynes_antiderivative, dynes_derivative, on_symmetric_grid
 
 THERMAL_MARGIN_KT = 20.0  # f(E) - f(E - V) is below 2e-9 beyond 20 k_B T from the window
 
@@ -148,8 +148,12 @@ def conductance_on_grid(grid, n_sample, *, T_eff, delta_tip=None, gamma_tip=None
         spectra = pt.specify_shape(rfft_op(padded, length), (2, grid.fft_size // 2 + 1, 2))
         product = _cmul(spectra[0], spectra[1], conj_b=True)
     else:
-        n_tip = on_symmetric_grid(energies, lambda e: dynes(e, delta_tip, gamma_tip))
-        dn_tip = on_symmetric_grid(energies, lambda e: dynes_derivative(e, delta_tip, gamma_tip), parity=-1)
+        # cell means of N_t and N_t' (dos.cell_mean: no aliasing of the sharp tip peaks on the grid)
+        n_tip = on_symmetric_grid(energies, lambda e: cell_mean(
+            e, lambda x: dynes_antiderivative(x, delta_tip, gamma_tip), lambda x: dynes(x, delta_tip, gamma_tip)))
+        dn_tip = on_symmetric_grid(energies, lambda e: cell_mean(
+            e, lambda x: dynes(x, delta_tip, gamma_tip), lambda x: dynes_derivative(x, delta_tip, gamma_tip)),
+            parity=-1)
         k1 = n_tip * minus_df - dn_tip * f_e  # -d/dx [N_t f]
         padded = _pad([n_sample, n_sample * f_e, k1, dn_tip], grid)
         spectra = pt.specify_shape(rfft_op(padded, length), (4, grid.fft_size // 2 + 1, 2))

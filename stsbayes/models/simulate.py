@@ -76,6 +76,33 @@ def expected_signal(spec, bias):
     return np.asarray(fn(*[params[k] for k in names]))
 
 
+def discrepancy_draw(kind, bias, scale, length, rng, size=()):
+    """Draws of the correlated discrepancy term (physics.md §3), shape size + (n,), at sample biases ``bias`` (mV).
+
+    ``ar1``: the Ornstein-Uhlenbeck process with Cov = scale² exp(-|ΔV| / length), drawn exactly point by point
+    (rho_i = exp(-|V_i - V_(i-1)| / length)); ``gp``: the exact squared-exponential Gaussian process,
+    Cov = scale² exp(-ΔV² / (2 length²)), drawn through an eigendecomposition (its covariance is numerically
+    singular for lengths of many bias steps, where a Cholesky factor fails).
+    """
+    bias = np.asarray(bias, float)
+    size = tuple(int(k) for k in np.atleast_1d(size)) if size is not None else ()
+    n = len(bias)
+    if kind == "ar1":
+        rho = np.exp(-np.abs(np.diff(bias)) / length)
+        z = rng.standard_normal(size + (n,))
+        d = np.empty(size + (n,))
+        d[..., 0] = scale * z[..., 0]
+        for i in range(1, n):
+            d[..., i] = rho[i - 1] * d[..., i - 1] + scale * np.sqrt(1.0 - rho[i - 1] ** 2) * z[..., i]
+        return d
+    if kind == "gp":
+        cov = scale**2 * np.exp(-0.5 * ((bias[:, None] - bias[None, :]) / length) ** 2)
+        values, vectors = np.linalg.eigh(cov)
+        root = vectors * np.sqrt(np.clip(values, 0.0, None))
+        return rng.standard_normal(size + (n,)) @ root.T
+    raise InputError(f"observation.discrepancy = {kind!r} is not one of none, ar1, gp")
+
+
 def observation_noise(spec, bias, sigma, rng):
     """Noise draws for the spec's observation model: normal or Student-t, plus a discrepancy term if named."""
     obs = load_spec(spec).observation
@@ -84,34 +111,40 @@ def observation_noise(spec, bias, sigma, rng):
         noise = sigma * rng.standard_t(obs.get("nu", 4.0), size=n)
     else:
         noise = sigma * rng.standard_normal(n)
+    kind = _discrepancy(obs)
+    if kind != "none":
+        noise = noise + discrepancy_draw(kind, bias, obs["discrepancy_scale"], obs["discrepancy_length"], rng)
+    return noise
+
+
+def _discrepancy(obs):
+    """The discrepancy kind of a spec's observation table, checked for simulation (true values needed)."""
     kind = obs.get("discrepancy", "none")
     if kind != "none":
-        scale, length = obs["discrepancy_scale"], obs["discrepancy_length"]
-        if kind == "ar1":
-            rho = np.exp(-np.abs(np.diff(bias)) / length)
-            d = np.empty(n)
-            d[0] = scale * rng.standard_normal()
-            innovations = rng.standard_normal(n - 1)
-            for i in range(1, n):
-                d[i] = rho[i - 1] * d[i - 1] + scale * np.sqrt(1 - rho[i - 1] ** 2) * innovations[i - 1]
-        else:
-            cov = scale**2 * np.exp(-0.5 * ((bias[:, None] - bias[None, :]) / length) ** 2)
-            d = np.linalg.cholesky(cov + 1e-10 * scale**2 * np.eye(n)) @ rng.standard_normal(n)
-        noise = noise + d
-    return noise
+        for key in ("discrepancy_scale", "discrepancy_length"):
+            if key not in obs:
+                raise InputError(f"observation.discrepancy = {kind!r} needs observation.{key} to simulate: give "
+                                 "its true value in the spec")
+            if not isinstance(obs[key], float):
+                raise InputError(f"observation.{key} is a prior in the spec, but simulate needs a true value: "
+                                 "give a number")
+    return kind
 
 
 def simulate(spec, bias, *, noise=None, seed=None):
     """A simulated spectrum at sample biases ``bias`` (mV).
 
     ``noise`` is the standard deviation of Gaussian noise in the output's units and overrides
-    ``observation.sigma``; without either the spectrum is noise-free. ``seed`` makes the draw reproducible.
+    ``observation.sigma``; without either the spectrum is noise-free. A correlated discrepancy term is added when
+    the spec names one (``observation.discrepancy = "ar1"|"gp"`` with ``discrepancy_scale`` and
+    ``discrepancy_length`` as numbers), with or without white noise. ``seed`` makes the draw reproducible.
     """
     spec = load_spec(spec)
     bias = np.asarray(bias, dtype=float)
+    kind = _discrepancy(spec.observation)
     y = expected_signal(spec, bias)
     sigma = noise if noise is not None else spec.observation.get("sigma")
-    if sigma is None and spec.observation.get("discrepancy", "none") == "none":
+    if sigma is None and kind == "none":
         return y
     if sigma is not None and sigma < 0:
         raise InputError(f"--noise {sigma} must be a non-negative standard deviation")

@@ -299,10 +299,19 @@ def _validate(spec):
         for v in _values(o.get(key)):
             if v <= 0:
                 raise InputError(f"observation.{key} = {v} must be positive")
-    if o.get("discrepancy", "none") != "none":
+    # discrepancy_scale / discrepancy_length may be absent: fits then use documented default priors (priors.py);
+    # simulate needs both as numbers and says so
+    if o.get("discrepancy", "none") == "none":
         for key in ("discrepancy_scale", "discrepancy_length"):
-            if key not in o:
-                raise InputError(f"observation.discrepancy = {o['discrepancy']!r} needs observation.{key}")
+            if key in o:
+                raise InputError(f"observation.{key} is given but observation.discrepancy is \"none\": set "
+                                 "discrepancy = \"ar1\" or \"gp\", or remove the key")
+    for key in ("discrepancy_scale", "discrepancy_length"):
+        v = o.get(key)
+        if isinstance(v, Prior) and not (v.dist in ("lognormal", "halfnormal")
+                                         or (v.dist in ("truncnormal", "uniform") and v.params.get("lower", -1) >= 0)):
+            raise InputError(f"observation.{key} must be positive, so its prior cannot be {v.dist} over negative "
+                             "values: use lognormal, halfnormal, or a truncnormal/uniform with lower >= 0")
     for v in _values(j.get("g_n")):
         if v <= 0:
             raise InputError(f"junction.g_n = {v} must be positive")
