@@ -36,5 +36,13 @@ bench-calibration: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[test,bench]'
 	$(PY) benchmarks/calibration.py
 
+# issue 7: simulation-based calibration of the NIS multi-gap fit and the Pb tip calibration; resumable (rerun
+# to continue), results and figures in studies/results/; hours per model (SBC_N simulations each)
+SBC_N ?= 200
+.PHONY: sbc
+sbc: $(STAMP)
+	nice -n 19 $(PY) studies/sbc.py --model nis --simulations $(SBC_N)
+	nice -n 19 $(PY) studies/sbc.py --model sis_pb --simulations $(SBC_N)
+
 clean:
 	rm -rf $(VENV) $(OUT) *.egg-info

@@ -91,8 +91,6 @@ def locate_mode(model, seed=None, starts=MAP_STARTS):
     from pymc.initial_point import make_initial_point_fn
     from pymc.logprob.utils import ParameterValueError
     from pymc.pytensorf import join_nonshared_inputs
-    from scipy.optimize import minimize
-
     point = model.initial_point(random_seed=seed)
     [logp], flat = join_nonshared_inputs(point=point, outputs=[model.logp(jacobian=True)], inputs=model.value_vars)
     objective = pytensor.function([flat], [-logp, -pytensor.grad(logp, flat)], mode="NUMBA")
@@ -112,10 +110,18 @@ def locate_mode(model, seed=None, starts=MAP_STARTS):
             return np.inf, np.zeros_like(x)
         return float(value), np.asarray(grad, float)
 
-    # a short L-BFGS run from every start picks the basin, then the best one is polished
+    x = multistart_minimum(fun, [np.concatenate([np.ravel(c[n]) for n in names]) for c in candidates])
+    shapes = [np.shape(point[n]) for n in names]
+    return Mode(x, names, shapes, _laplace_chol(fun, x), to_constrained, model.free_RVs)
+
+
+def multistart_minimum(fun, starts):
+    """The minimum of ``fun`` (value, gradient; +inf where undefined) over flat ``starts``: a short L-BFGS run
+    from every start picks the basin, then the best one is polished."""
+    from scipy.optimize import minimize
+
     best = None
-    for cand in candidates:
-        x0 = np.concatenate([np.ravel(cand[n]) for n in names])
+    for x0 in starts:
         if not np.isfinite(fun(x0)[0]):
             continue
         res = minimize(fun, x0, jac=True, method="L-BFGS-B", options={"maxiter": MAP_SCOUT_ITERATIONS})
@@ -123,9 +129,7 @@ def locate_mode(model, seed=None, starts=MAP_STARTS):
             best = res
     if best is None:
         raise InputError("no start point gives a finite log density: check the priors against the data's units")
-    best = minimize(fun, best.x, jac=True, method="L-BFGS-B", options={"maxiter": 5000})
-    shapes = [np.shape(point[n]) for n in names]
-    return Mode(best.x, names, shapes, _laplace_chol(fun, best.x), to_constrained, model.free_RVs)
+    return minimize(fun, best.x, jac=True, method="L-BFGS-B", options={"maxiter": 5000}).x
 
 
 def run_nuts(model, *, sampler="nutpie", chains=4, draws=1000, tune=1000, seed=None, progress=None,
