@@ -44,8 +44,10 @@ def test_pb_model_has_the_canonical_parameters_and_a_grid_sized_by_the_priors():
 
 def test_user_prior_on_gamma_refines_the_grid():
     spec = {"tip": {"kind": "dynes"}, "sample": {"gamma": [{"dist": "lognormal", "mu": -5.0, "sigma": 1.0}] * 2}}
-    _, info = build_model(pb_data(), spec, reference=PB_REFERENCE)
+    model, info = build_model(pb_data(), spec, reference=PB_REFERENCE)
     assert info.grid.step == pytest.approx(0.0005)
+    # a prior per element: the vector keeps its canonical name, so summaries report gamma[k]
+    assert "gamma" in model.named_vars and {"gamma_0", "gamma_1"} <= set(model.named_vars)
 
 
 @pytest.mark.parametrize("change,spec,message", [

@@ -109,7 +109,9 @@ def broadening(name, entry, *, shape=None, ridge=False):
     if isinstance(entry, list):
         if all(isinstance(x, float) for x in entry):
             return pt.as_tensor_variable(np.asarray(entry, dtype=float))
-        return pt.stack([broadening(f"{name}_{i}", x, ridge=ridge) for i, x in enumerate(entry)])
+        # one prior per element: the elements are sampled as name_i, the vector keeps its canonical name
+        return pm.Deterministic(name, pt.stack([broadening(f"{name}_{i}", x, ridge=ridge)
+                                                for i, x in enumerate(entry)]))
     if isinstance(entry, Prior):
         return distribution(name, entry, shape=shape, lower=GAMMA_FLOOR)
     kwargs = {"transform": ScaledSoftplus(RIDGE_SCALE), "default_transform": None} if ridge else {}
