@@ -132,7 +132,7 @@ def _pointwise(posterior, data, spec, label, seed):
 
 def run_fit(data, spec, *, command="fit", tip=None, metal_tip=None, reference=None, fit_modulation=False,
             sampler="nutpie", chains=4, draws=1000, tune=1000, seed=None, progress=None, input_record=None,
-            backend="numba", hypothesis=None, labels=None):
+            backend="numba", hypothesis=None, labels=None, prior_scale=1.0):
     """Build, sample, check and package one fit. Returns a :class:`FitResult` (converged or not).
 
     ``data`` is one spectrum, or with ``labels`` a list of spectra fitted jointly (shared tip and T_eff).
@@ -146,7 +146,8 @@ def run_fit(data, spec, *, command="fit", tip=None, metal_tip=None, reference=No
            else _reference(reference))
     density = _tip_density(tip)
     model, info = build_joint_model(datas, spec, labels=labels, tip_density=density, metal_tip=metal_tip,
-                                    reference=ref, fit_modulation=fit_modulation, hypothesis=hypothesis)
+                                    reference=ref, fit_modulation=fit_modulation, hypothesis=hypothesis,
+                                    prior_scale=prior_scale)
     trace, timing, seed = run_nuts(model, sampler=sampler, chains=chains, draws=draws, tune=tune, seed=seed,
                                    progress=progress, backend=backend)
     posterior = trace["posterior"].to_dataset()
@@ -202,7 +203,7 @@ def run_fit(data, spec, *, command="fit", tip=None, metal_tip=None, reference=No
     tree.attrs["summary"] = json.dumps(_jsonable(summary))
     tree.attrs["provenance"] = json.dumps(_jsonable({
         "spec": ({k: v.as_dict() for k, v in spec.items()} if isinstance(spec, dict) else spec.as_dict()),
-        "reference": reference, "hypothesis": hypothesis, "labels": labels,
+        "reference": reference, "hypothesis": hypothesis, "prior_scale": prior_scale, "labels": labels,
         "data": {k: v for k, v in first.metadata.items() if k not in ("comments",)} if labels is None else
         {label: {k: v for k, v in d.metadata.items() if k not in ("comments",)} for label, d in zip(labels, datas)},
         "seed": seed, "sampler": summary["sampler"], "versions": package_versions(),

@@ -25,8 +25,9 @@ The evidences make Bayes factors, posterior model probabilities (under ``prior_o
 probabilities, never Bayes factors) and the two verdicts of physics.md §6 (``inference.verdicts``). Prior
 sensitivity reweights each hypothesis's NUTS draws to the bound-state priors with every width halved and doubled
 (``hypotheses.log_prior_of``); where the weights' Pareto k̂ exceeds 0.7 the reweighted value is unreliable and
-a re-run at the scaled prior would be needed: that re-run is not implemented yet (the model builder has no prior
-scale), so such a verdict is capped at "positive" with reason "prior" and the statement says why. LOO and
+the hypothesis is fitted again at the scaled prior (``prior_rerun=True``, the default: NUTS and both evidence
+estimators, as for the nominal prior). A re-run that fails its gates, or whose estimators disagree, leaves the
+value unreliable, and such a verdict is capped at "positive" with reason "prior"; the statement says why. LOO and
 stacking weights (``inference.predictive``) are reported beside the evidence as the predictive view.
 """
 
@@ -209,6 +210,16 @@ def bound_state_draws(posterior, hypothesis):
     return out
 
 
+def rerun_at_scale(reweighted, fit_scaled, **evidence_settings):
+    """The ln Z of a fit at a scaled prior (both estimators) in place of an unreliable reweighting.
+
+    Returns (Reweighted with ``rerun=True``, whether it can be trusted: the fit converged and the estimators
+    agreed); an untrusted re-run keeps ``needs_rerun`` so the verdict stays capped."""
+    evidence, _, _ = _estimate_evidence(fit_scaled, **evidence_settings)
+    trusted = bool(fit_scaled.converged and evidence.agree)
+    return V.Reweighted(evidence.value, evidence.err, 0.0, reweighted.pareto_k, not trusted, rerun=True), trusted
+
+
 def prior_sensitivity(posterior, hypothesis, log_z):
     """ln Z at the halved and doubled bound-state priors by importance reweighting the NUTS draws.
 
@@ -275,7 +286,10 @@ def assemble_summary(runs, *, hypotheses, prior_odds, seed, sampler, evidence_se
             **loo[h],
             "converged": converged[h],
             "prior_sensitivity": {label: {"log_evidence": r.value, "err": r.err, "pareto_k": r.pareto_k,
-                                          "needs_rerun": r.needs_rerun}
+                                          "method": "rerun" if r.rerun else "reweighting",
+                                          "needs_rerun": r.needs_rerun,
+                                          **({"rerun": runs[h]["reruns"][label]}
+                                             if label in runs[h].get("reruns", {}) else {})}
                                   for label, r in runs[h]["sensitivity"].items()},
             "parameters": fs["parameters"], "fixed": fs.get("fixed", {}), "diagnostics": fs["diagnostics"],
             "timing_s": runs[h]["timing_s"],
@@ -301,14 +315,17 @@ def assemble_summary(runs, *, hypotheses, prior_odds, seed, sampler, evidence_se
 
 def compare(data, spec=None, *, hypotheses=H.HYPOTHESES, tip=None, metal_tip=False, prior_odds=None, chains=4,
             draws=1000, tune=1000, seed=None, progress=None, smc_draws=DEFAULT_SMC_DRAWS, replicates=MIN_REPLICATES,
-            sampler="nutpie", smc_start="reference", fit_modulation=False, backend="numba", input_record=None):
+            sampler="nutpie", smc_start="reference", fit_modulation=False, backend="numba", input_record=None,
+            prior_rerun=True):
     """Fit every hypothesis to one spectrum and compare them by their evidence; returns a :class:`CompareResult`.
 
     ``data`` is a file path, a Spectrum or a FitData; ``spec`` supplies the background and priors (its bound
     states are replaced by each hypothesis's); ``tip`` a calibration (result, directory or posterior.nc) or
     ``metal_tip=True``. ``prior_odds`` ({name: odds}, 1 where absent) change the posterior model probabilities,
     not the Bayes factors. ``smc_draws`` particles and ``replicates`` (>= 4) runs per SMC estimate;
-    ``smc_start`` "reference" (default) or "prior" (see the module docstring for the cost).
+    ``smc_start`` "reference" (default) or "prior" (see the module docstring for the cost). ``prior_rerun``
+    re-fits a hypothesis at the halved / doubled bound-state priors where reweighting is unreliable (k̂ > 0.7);
+    False skips that cost and caps such verdicts at "positive".
     """
     from .api import _as_data, run_fit
     from .models.spec import load_spec
@@ -325,29 +342,42 @@ def compare(data, spec=None, *, hypotheses=H.HYPOTHESES, tip=None, metal_tip=Fal
     runs, trees = {}, {}
     for i, h in enumerate(names):
         t0 = time.perf_counter()
-        with warnings.catch_warnings():
-            # run_fit draws its prior group with pm.sample_prior_predictive, which warns that Potentials are
-            # ignored; ysr2's only Potential is the constant ln 2 that normalises its ordered eps, so no draw changes
-            warnings.filterwarnings("ignore", message="The effect of Potentials on other parameters is ignored",
-                                    category=UserWarning)
-            fit = run_fit(data, spec, command="compare", tip=tip, metal_tip=True if metal_tip else None,
-                          sampler=sampler, chains=chains, draws=draws, tune=tune, seed=seed + 101 * i,
-                          progress=progress, fit_modulation=fit_modulation, backend=backend,
-                          input_record=input_record, hypothesis=h)
+
+        def fit_at(scale, fit_seed):
+            with warnings.catch_warnings():
+                # run_fit draws its prior group with pm.sample_prior_predictive, which warns that Potentials are
+                # ignored; ysr2's only Potential is the constant ln 2 that normalises its ordered eps: no draw changes
+                warnings.filterwarnings("ignore", message="The effect of Potentials on other parameters is ignored",
+                                        category=UserWarning)
+                return run_fit(data, spec, command="compare", tip=tip, metal_tip=True if metal_tip else None,
+                               sampler=sampler, chains=chains, draws=draws, tune=tune, seed=fit_seed,
+                               progress=progress, fit_modulation=fit_modulation, backend=backend,
+                               input_record=input_record, hypothesis=h, prior_scale=scale)
+
+        fit = fit_at(1.0, seed + 101 * i)
         t_fit = time.perf_counter() - t0
-        evidence, estimates, t_ev = _estimate_evidence(fit, smc_start=smc_start, smc_draws=smc_draws,
-                                                       replicates=replicates, seed=seed + 101 * i + 7,
-                                                       progress=bool(progress))
+        settings = dict(smc_start=smc_start, smc_draws=smc_draws, replicates=replicates, progress=bool(progress))
+        evidence, estimates, t_ev = _estimate_evidence(fit, seed=seed + 101 * i + 7, **settings)
         sensitivity = prior_sensitivity(fit.posterior, h, (evidence.value, evidence.err))
+        t_rerun = time.perf_counter()
+        reruns = {}
+        for j, (label, factor) in enumerate(SCALINGS.items()):
+            if prior_rerun and sensitivity[label].needs_rerun:
+                scaled = fit_at(factor, seed + 101 * i + 31 + j)
+                sensitivity[label], trusted = rerun_at_scale(sensitivity[label], scaled, seed=seed + 101 * i + 41 + j,
+                                                             **settings)
+                reruns[label] = {"converged": bool(scaled.converged), "trusted": trusted,
+                                 "failed_gates": scaled.summary()["diagnostics"].get("failed_gates", [])}
         runs[h] = {"fit": fit, "evidence": evidence, "estimates": estimates, "sensitivity": sensitivity,
+                   "reruns": reruns,
                    "timing_s": {**fit.summary().get("timing_s", {}), "fit_total": t_fit, **t_ev,
-                                "total": time.perf_counter() - t0}}
+                                "prior_rerun": time.perf_counter() - t_rerun, "total": time.perf_counter() - t0}}
         trees[h] = fit.tree
     timing = {"total": time.perf_counter() - t_start, **{h: runs[h]["timing_s"]["total"] for h in names}}
     evidence_settings = {"smc": {"start": smc_start, "draws": smc_draws, "replicates": replicates,
                                  **({"reference": {"df": REFERENCE_DF, "scale": REFERENCE_SCALE}}
                                     if smc_start == "reference" else {})},
-                         "bridge": {"replicates": replicates}}
+                         "bridge": {"replicates": replicates}, "prior_rerun": bool(prior_rerun)}
     summary = assemble_summary(runs, hypotheses=names, prior_odds=odds, seed=seed, sampler=sampler,
                                evidence_settings=evidence_settings, input_record=input_record, timing=timing)
     return CompareResult(summary, trees, fits={h: runs[h]["fit"] for h in names})

@@ -196,8 +196,53 @@ def test_unreliable_prior_reweighting_caps_with_reason_prior():
     assert pair["strength"] == "positive" and pair["capped_by"] == ["prior"]
     assert pair["prior_sensitivity_unreliable"] == ["ysr2"]
     assert s["hypotheses"]["ysr2"]["prior_sensitivity"]["halved"]["needs_rerun"] is True
-    assert "re-running at those priors is not implemented" in s["statement"]
+    assert "no converged re-run at those priors replaced it" in s["statement"]
     assert "stable under" not in s["statement"].split("ysr2 over mzm")[1]
+
+
+def test_a_trusted_rerun_replaces_an_unreliable_reweighting():
+    runs = make_runs(LOG_Z, rerun=("ysr2",))
+    scaled = fake_fit("ysr2", np.random.default_rng(5))
+    estimates = {"smc": Evidence(-106.5, 0.1, (-106.5,) * 4, "smc"),
+                 "bridge": Evidence(-106.5, 0.1, (-106.5,) * 4, "bridge")}
+    import stsbayes.comparison as C
+    original = C._estimate_evidence
+    C._estimate_evidence = lambda fit, **kw: (C.confirmed(combine(estimates), estimates), estimates, {})
+    try:
+        value, trusted = C.rerun_at_scale(runs["ysr2"]["sensitivity"]["halved"], scaled)
+        bad, bad_trusted = C.rerun_at_scale(runs["ysr2"]["sensitivity"]["doubled"],
+                                            fake_fit("ysr2", np.random.default_rng(6), converged=False))
+    finally:
+        C._estimate_evidence = original
+    assert trusted and value.rerun and not value.needs_rerun and value.value == pytest.approx(-106.5)
+    assert not bad_trusted and bad.needs_rerun  # an unconverged re-run cannot lift the cap
+    runs["ysr2"]["sensitivity"] = {"halved": value, "doubled": value}
+    s = summarise(runs)
+    pair = s["verdicts"]["mzm_vs_ysr2"]
+    assert "prior_sensitivity_unreliable" not in pair and pair["capped_by"] is None
+    assert pair["prior_sensitivity"]["halved"]["ln_bf"] == pytest.approx(-106.5 - (-120.0 + 0.3))  # mzm keeps its reweighted -119.7
+    assert s["hypotheses"]["ysr2"]["prior_sensitivity"]["halved"]["method"] == "rerun"
+
+
+def test_prior_scale_widens_every_contested_prior():
+    draws = {"eps": np.array([[0.1, 0.3]]), "width": np.array([[0.03, 0.05]]), "u2": np.array([[0.2, 0.1]]),
+             "v2": np.array([[0.1, 0.4]])}
+    for scale in (0.5, 2.0):
+        with pm.Model() as m:
+            H.bound_state_variables("ysr2", prior_scale=scale)
+        # the model's log density of these constrained values (no Jacobian) equals log_prior_of at that scale
+        vals = {"eps_all": draws["eps"][0], "width_excess": draws["width"][0] - H.WIDTH_FLOOR_SHIFT,
+                "u2_all": draws["u2"][0], "v2_all": draws["v2"][0]}
+        logp = m.compile_logp(jacobian=False)
+        point = {}
+        for v in m.value_vars:
+            rv = m.values_to_rvs[v]
+            t = m.rvs_to_transforms.get(rv)
+            x = vals[rv.name]
+            point[v.name] = t.forward(x).eval() if t is not None else x
+        assert logp(point) == pytest.approx(float(H.log_prior_of(draws, "ysr2", scale)[0]), rel=1e-6)
+    with pytest.raises(InputError, match="positive"):
+        H.check_prior_scale(0)
 
 
 def test_bridge_root_is_the_fixed_point_when_the_iteration_stalls():

@@ -48,26 +48,47 @@ def check(names):
     return names
 
 
-def bound_state_variables(hypothesis):
+def _scaled(prior, scale):
+    return {"mu": prior["mu"], "sigma": prior["sigma"] * scale}
+
+
+def check_prior_scale(scale):
+    """The factor on every contested prior width (1 = the defaults; the sensitivity check uses 0.5 and 2)."""
+    try:
+        scale = float(scale)
+    except (TypeError, ValueError):
+        raise InputError(f"prior_scale={scale!r} is not a number: give a positive factor such as 0.5 or 2") from None
+    if not (np.isfinite(scale) and scale > 0):
+        raise InputError(f"prior_scale={scale} must be a positive finite factor on the bound-state prior widths")
+    return scale
+
+
+def bound_state_variables(hypothesis, prior_scale=1.0):
     """Inside a ``pm.Model``: eps, width, u2, v2 vectors (over states) for ``hypothesis``, with the PyMC names
-    eps_k / width_k / u2_k / v2_k that the summary turns into eps[k] etc. Returns (params, fixed)."""
+    eps_k / width_k / u2_k / v2_k that the summary turns into eps[k] etc. Returns (params, fixed).
+
+    ``prior_scale`` multiplies every contested prior width (the HalfNormal scale of eps and the log-scale sigma
+    of width, u2, v2 and w), exactly as :func:`log_prior_of`'s ``factor``: a fit at 0.5 or 2 is the re-run that
+    the prior-sensitivity check needs when reweighting is unreliable."""
     n = N_STATES[hypothesis]
-    width = pm.Deterministic("width_all", WIDTH_FLOOR_SHIFT + pm.LogNormal("width_excess", **WIDTH_PRIOR, shape=n))
+    f = check_prior_scale(prior_scale)
+    width = pm.Deterministic("width_all", WIDTH_FLOOR_SHIFT + pm.LogNormal("width_excess",
+                                                                          **_scaled(WIDTH_PRIOR, f), shape=n))
     if hypothesis == "mzm":
-        total = pm.LogNormal("w_0", **MZM_WEIGHT_PRIOR)
+        total = pm.LogNormal("w_0", **_scaled(MZM_WEIGHT_PRIOR, f))
         params = {"eps": pt.zeros(1), "width": width, "u2": pt.stack([0.5 * total]), "v2": pt.stack([0.5 * total])}
         pm.Deterministic("u2_0", 0.5 * total)
         pm.Deterministic("v2_0", 0.5 * total)
         fixed = {"eps[0]": 0.0}
     else:
         if n == 1:
-            eps = pm.HalfNormal("eps_all", sigma=EPS_SIGMA, shape=1)
+            eps = pm.HalfNormal("eps_all", sigma=EPS_SIGMA * f, shape=1)
         else:
-            eps = pm.HalfNormal("eps_all", sigma=EPS_SIGMA, shape=n, transform=Ordered(positive=True),
+            eps = pm.HalfNormal("eps_all", sigma=EPS_SIGMA * f, shape=n, transform=Ordered(positive=True),
                                 default_transform=None, initval=np.linspace(0.05, 0.15, n))
             pm.Potential("eps_order_normalisation", pt.constant(np.log(float(np.prod(np.arange(1, n + 1))))))
-        u2 = pm.LogNormal("u2_all", **WEIGHT_PRIOR, shape=n)
-        v2 = pm.LogNormal("v2_all", **WEIGHT_PRIOR, shape=n)
+        u2 = pm.LogNormal("u2_all", **_scaled(WEIGHT_PRIOR, f), shape=n)
+        v2 = pm.LogNormal("v2_all", **_scaled(WEIGHT_PRIOR, f), shape=n)
         params = {"eps": eps, "width": width, "u2": u2, "v2": v2}
         for k in range(n):
             pm.Deterministic(f"eps_{k}", eps[k])

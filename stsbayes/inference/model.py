@@ -52,20 +52,22 @@ PER_SPECTRUM = ["delta", "gamma", "weight", "floor", "modulation_rms", "g_n", "b
 
 
 def build_model(data, spec, *, tip_density=None, metal_tip=None, reference=None, fit_modulation=False,
-                hypothesis=None):
+                hypothesis=None, prior_scale=1.0):
     """The PyMC model of one spectrum.
 
     ``spec`` gives priors (or fixed numbers) and structure; ``tip_density`` (a :class:`~stsbayes.inference.tip.
     TipDensity` from a calibration) replaces the tip and T_eff priors; ``metal_tip`` forces a metallic tip;
     ``reference`` supplies default sample/tip gap priors (``PB_REFERENCE``); ``hypothesis`` (mzm, ysr, ysr2)
-    replaces the spec's bound states by that hypothesis's (``hypotheses.py``).
+    replaces the spec's bound states by that hypothesis's (``hypotheses.py``), its prior widths times
+    ``prior_scale``.
     """
     return build_joint_model([data], spec, labels=None, tip_density=tip_density, metal_tip=metal_tip,
-                             reference=reference, fit_modulation=fit_modulation, hypothesis=hypothesis)
+                             reference=reference, fit_modulation=fit_modulation, hypothesis=hypothesis,
+                             prior_scale=prior_scale)
 
 
 def build_joint_model(datas, spec, *, labels=None, tip_density=None, metal_tip=None, reference=None,
-                      fit_modulation=False, hypothesis=None):
+                      fit_modulation=False, hypothesis=None, prior_scale=1.0):
     """One PyMC model of several spectra measured with the same tip in the same junction.
 
     The tip (delta_tip, gamma_tip) and T_eff are shared; every spectrum has its own sample (gaps, widths, weights,
@@ -123,7 +125,7 @@ def build_joint_model(datas, spec, *, labels=None, tip_density=None, metal_tip=N
         grids = []
         for data, label, sp, ref, n in zip(datas, keys, specs, refs, n_gaps):
             grids.append(_spectrum_block(data, sp, label, tip, t_reach, tip_floor, n, states, ref,
-                                         fit_modulation, hypothesis, fixed, metal))
+                                         fit_modulation, hypothesis, fixed, metal, prior_scale))
     present = {v.name for v in model.free_RVs + model.deterministics}
     wanted = [n for n in SHARED if n in present]
     for label in labels or [None]:
@@ -182,7 +184,7 @@ def _tip_block(spec, metal, tip_density, reference, t_bath, sum_split=False, sum
 
 
 def _spectrum_block(data, spec, label, tip, t_reach, tip_floor, n_gaps, states, reference, fit_modulation,
-                    hypothesis, fixed, metal):
+                    hypothesis, fixed, metal, prior_scale=1.0):
     """Sample, lock-in and observation of one spectrum, its expected conductance and likelihood; returns its grid."""
     s, j, o = spec.sample, spec.junction, spec.observation
     nm = lambda name: _name(name, label)  # noqa: E731
@@ -195,7 +197,7 @@ def _spectrum_block(data, spec, label, tip, t_reach, tip_floor, n_gaps, states, 
     params["weight"] = P.weights(nm("weight"), s.get("weight"), n_gaps)
     params["floor"] = P.scalar(nm("floor"), s.get("floor"), lambda: pt.as_tensor_variable(0.0))
     if hypothesis:
-        bound, bound_fixed = H.bound_state_variables(hypothesis)
+        bound, bound_fixed = H.bound_state_variables(hypothesis, prior_scale)
         params.update(bound)
         fixed.update(bound_fixed)
     elif states:

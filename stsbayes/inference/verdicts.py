@@ -306,8 +306,8 @@ def _prior_clause(block):
     unreliable = block.get("prior_sensitivity_unreliable")
     if unreliable:
         return (f"but its sensitivity to the bound-state priors is unknown: reweighting {_words(unreliable)} to the "
-                f"halved and doubled priors is unreliable (Pareto k̂ > {PARETO_K_RERUN}) and re-running at those "
-                "priors is not implemented yet, so it is capped at positive")
+                f"halved and doubled priors is unreliable (Pareto k̂ > {PARETO_K_RERUN}) and no converged re-run at "
+                "those priors replaced it, so it is capped at positive")
     sensitivity = block.get("prior_sensitivity")
     if sensitivity is None:
         return "its sensitivity to the bound-state priors was not assessed"
@@ -367,13 +367,16 @@ def statement(verdicts_block):
 @dataclass(frozen=True)
 class Reweighted:
     """ln Z at a new prior from reweighting: ``value`` ± ``err`` (total), of which ``reweighting_err`` comes from
-    the reweighting itself; ``pareto_k`` of the weights and ``needs_rerun`` when k̂ > 0.7."""
+    the reweighting itself; ``pareto_k`` of the weights and ``needs_rerun`` when k̂ > 0.7 and no trustworthy
+    re-run replaced it. ``rerun`` marks a value that comes from a fit at the scaled prior, not from reweighting
+    (``pareto_k`` is then the reweighting's k̂ that called for it)."""
 
     value: float
     err: float
     reweighting_err: float
     pareto_k: float
     needs_rerun: bool
+    rerun: bool = False
 
 
 def prior_reweighting(log_z, log_prior_draws_old, log_prior_draws_new, *, r_eff=1.0):

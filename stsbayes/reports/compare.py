@@ -220,8 +220,9 @@ def _sensitivity_rows(summary):
     for h, s in summary["hypotheses"].items():
         for label, r in (s.get("prior_sensitivity") or {}).items():
             rows.append([cell(h, "name"), cell(label, "text"), f"{fmt(r['log_evidence'], 6)} ± {fmt(r['err'], 2)}",
+                         cell(r.get("method", "reweighting"), "text"),
                          cell(fmt(r["pareto_k"], 2), "fail" if r["needs_rerun"] else None)])
-    return table(["hypothesis", "bound-state priors", "ln Z (reweighted)", "Pareto k̂"], rows)
+    return table(["hypothesis", "bound-state priors", "ln Z", "from", "Pareto k̂ of the reweighting"], rows)
 
 
 def _sentences(verdicts):
