@@ -149,7 +149,7 @@ def run_fit(data, spec, *, command="fit", tip=None, metal_tip=None, reference=No
                                     reference=ref, fit_modulation=fit_modulation, hypothesis=hypothesis,
                                     prior_scale=prior_scale)
     trace, timing, seed = run_nuts(model, sampler=sampler, chains=chains, draws=draws, tune=tune, seed=seed,
-                                   progress=progress, backend=backend)
+                                   progress=progress, backend=backend, scan=info.scan)
     posterior = trace["posterior"].to_dataset()
     table = parameter_table(posterior, info.parameters)
     parameters = {_canonical(n): v for n, v in summarize(table).items()}

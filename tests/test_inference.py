@@ -95,6 +95,18 @@ def test_tip_density_recovers_a_known_normal_and_is_proper():
         TipDensity.from_dict(old)
 
 
+def test_a_tip_calibration_makes_the_tip_superconducting_whatever_the_spec():
+    """A spec without [tip] reads as a metal tip; with a calibration given, the calibrated tip must be used (the
+    density was once silently dropped, fitting SIS spectra with a metal tip)."""
+    density = TipDensity(mean=np.array([1.37, 0.0, np.log(0.3)]), cov=np.diag([1e-4, 0.01, 0.01]),
+                         adequacy={"adequate": True})
+    sample = {"sample": {"delta": [{"dist": "normal", "mu": 1.3, "sigma": 0.1}]}}
+    model, info = build_model(pb_data(), sample, tip_density=density)
+    assert not info.metal_tip and model["tip_z"] in model.free_RVs and "delta_tip" in model.named_vars
+    with pytest.raises(InputError, match="exclude each other"):
+        build_model(pb_data(), sample, tip_density=density, metal_tip=True)
+
+
 def test_ridge_coordinates_keep_the_prior_normalised():
     """The SIS widths are sampled as c softplus(y): the prior in y (with its Jacobian) must still integrate to
     1 and give the documented LogNormal's quantiles."""

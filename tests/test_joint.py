@@ -2,6 +2,7 @@
 the paper's strain question (gaps on and off a wrinkle) as P(delta[0] decreased) and an interval on the change."""
 
 import numpy as np
+import pymc as pm
 import pytest
 
 import stsbayes
@@ -65,3 +66,24 @@ def test_joint_fit_input_errors():
         stsbayes.fit_joint({"on": spectrum(3.0, 1)}, FIT, metal_tip=True)
     with pytest.raises(InputError, match="distinct label"):
         stsbayes.fit_joint({"o n": spectrum(3.0, 1), "off": spectrum(3.3, 2)}, FIT, metal_tip=True)
+
+
+def test_a_joint_calibration_keeps_the_ridge_in_sum_coordinates():
+    """Pb reference + a sample with one tip: the reference spectrum takes the gap sums and the width sum/split of a
+    calibration (no ridge for NUTS to diverge on), the sample its own ordinary gaps, the tip shared."""
+    from stsbayes.inference import PB_REFERENCE
+    from stsbayes.inference.model import build_joint_model
+    bias = np.linspace(-3, 3, 61)
+    pb = FitData(bias=bias, y=np.ones(61), units="normalised", temperature_K=0.08,
+                 modulation={"kind": "rms", "value_mV": 0.014, "source": "test"})
+    spec = {"pb": {"tip": {"kind": "dynes"}}, "sample": {"tip": {"kind": "dynes"},
+            "sample": {"delta": [{"dist": "normal", "mu": 0.75, "sigma": 0.2}]}}}
+    model, info = build_joint_model([pb, pb], {k: stsbayes.models.load_spec(v) for k, v in spec.items()},
+                                    labels=["pb", "sample"], reference={"pb": PB_REFERENCE, "sample": None})
+    free = {rv.name for rv in model.free_RVs}
+    assert {"pb:delta_sum", "pb:gamma_sum_excess", "pb:gamma_tip_share", "delta_tip", "sample:delta"} <= free
+    assert "pb:delta" not in free and "gamma_tip" not in free  # both follow from the sums and the split
+    assert {"pb:delta", "sample:delta", "delta_tip", "gamma_tip"} <= set(info.parameters)
+    tip = pm.draw(model["delta_tip"], draws=4000, random_seed=1)
+    assert tip.mean() == pytest.approx(PB_REFERENCE["delta_tip"], abs=0.01)
+    assert tip.std() == pytest.approx(PB_REFERENCE["delta_tip_sigma"], rel=0.1)

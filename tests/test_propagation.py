@@ -55,8 +55,8 @@ def test_two_step_matches_the_joint_fit():
                                {"pb": {"tip": {"kind": "dynes"}, "junction": {"modulation_rms": 0.014}},
                                 "sample": SAMPLE_FIT},
                                reference={"pb": "pb", "sample": None}, seed=5, progress=False)
-    for r in (cal, two_step, joint):
-        assert r.converged, r.summary()["diagnostics"]
+    for name, r in (("calibration", cal), ("two-step", two_step), ("joint", joint)):
+        assert r.converged, (name, r.summary()["diagnostics"])
     a = two_step.summary()["parameters"]["delta[0]"]
     b = joint.summary()["parameters"]["sample:delta[0]"]
     print(f"two-step delta[0] {a['mean']:.4f} ± {a['sd']:.4f}; joint {b['mean']:.4f} ± {b['sd']:.4f}")

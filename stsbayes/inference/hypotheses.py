@@ -100,6 +100,16 @@ def bound_state_variables(hypothesis, prior_scale=1.0):
     return params, fixed
 
 
+# the offset energies the mode search scans (meV): up to 3 prior sds, in steps of a quarter of the narrowest
+# typical line (0.02 meV): a line shifted by more than its width leaves the log density no slope to follow
+EPS_SCAN = np.arange(0.0025, 3 * EPS_SIGMA + 1e-9, 0.005)
+
+
+def scan_grids(hypothesis):
+    """{free RV name: grid} for the mode search's scan (sampling.scan_starts): the offset energies, if any."""
+    return {} if hypothesis == "mzm" else {"eps_all": EPS_SCAN}
+
+
 def parameter_names(hypothesis):
     """PyMC names of the bound-state quantities reported for ``hypothesis`` (canonical: eps[k] ...)."""
     n = N_STATES[hypothesis]

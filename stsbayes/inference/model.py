@@ -44,6 +44,7 @@ class ModelInfo:
     metal_tip: bool
     labels: list = None  # joint models: one label per spectrum (None for a single spectrum)
     grids: list = None  # joint models: the grid of every spectrum
+    scan: dict = None  # free RV name -> grid of values whose scan gives the mode search its starts (sampling.py)
 
 
 SHARED = ("delta_tip", "gamma_tip", "T_eff")  # what every spectrum of a joint model shares (one tip, one junction)
@@ -87,7 +88,10 @@ def build_joint_model(datas, spec, *, labels=None, tip_density=None, metal_tip=N
     keys = labels or [None]
     specs = [load_spec(_per(spec, k, "spec")) for k in keys]
     refs = [_per(reference, k, "reference") for k in keys]
-    metal = specs[0].metal_tip if metal_tip is None else metal_tip
+    if tip_density is not None and metal_tip:
+        raise InputError("a tip calibration and a metallic tip exclude each other: give --tip or --metal-tip")
+    # a calibrated tip is superconducting whatever the spec says (a spec without [tip] reads as a metal tip)
+    metal = False if tip_density is not None else specs[0].metal_tip if metal_tip is None else metal_tip
     n_gaps = []
     for sp, ref in zip(specs, refs):
         s = sp.sample
@@ -108,23 +112,33 @@ def build_joint_model(datas, spec, *, labels=None, tip_density=None, metal_tip=N
                          "junction, so give one --temperature")
     t_bath = baths.pop() if baths else None
     fixed = {}
-    # a calibration-like fit (one spectrum, default widths for tip and sample) takes the SIS width sums/split prior
-    sum_split = (labels is None and tip_density is None and not metal and specs[0].tip.get("gamma") is None
-                 and specs[0].sample.get("gamma") is None)
+    # the SIS ridges (physics.md, identifiability) in sum coordinates, with the same priors: the widths' sum/split
+    # prior where tip and sample widths are both defaults, the gap sums where a reference spectrum (Pb) has
+    # default gaps. In a joint fit they belong to one spectrum (the reference one when there is one), whose
+    # sample parameters then come with the shared tip's.
     tip_ref = next((r for r in refs if r is not None), None)
-    # a reference calibration (one spectrum, reference gap priors): the gap ridge in sum coordinates, same prior
-    sum_gaps = (labels is None and tip_density is None and not metal and tip_ref is not None
-                and specs[0].tip.get("delta") is None and specs[0].sample.get("delta") is None)
+    free_tip = tip_density is None and not metal
+    gap_anchor = next((i for i, (sp, ref) in enumerate(zip(specs, refs)) if ref is not None
+                       and sp.sample.get("delta") is None), None) if free_tip and specs[0].tip.get("delta") is None \
+        else None
+    width_candidates = [i for i, sp in enumerate(specs) if sp.sample.get("gamma") is None]
+    width_anchor = (gap_anchor if gap_anchor in width_candidates else next(iter(width_candidates), None)) \
+        if free_tip and specs[0].tip.get("gamma") is None else None
     with pm.Model(coords=coords) as model:
-        tip, t_reach, tip_floor = _tip_block(specs[0], metal, tip_density, tip_ref, t_bath, sum_split, sum_gaps)
-        if sum_split:
-            tip["gamma_tip"], tip["gamma"] = P.sis_widths(n_gaps[0])
-        if sum_gaps:
-            tip["delta_tip"], tip["delta"] = P.sis_gaps(tip_ref["delta_tip"], tip_ref["delta_tip_sigma"],
-                                                        tip_ref["delta"], tip_ref["delta_sigma"])
+        tip, t_reach, tip_floor = _tip_block(specs[0], metal, tip_density, tip_ref, t_bath,
+                                             width_anchor is not None, gap_anchor is not None)
+        anchored = [{} for _ in datas]
+        if width_anchor is not None:
+            nm = lambda name: _name(name, keys[width_anchor])  # noqa: E731
+            tip["gamma_tip"], anchored[width_anchor]["gamma"] = P.sis_widths(n_gaps[width_anchor], nm)
+        if gap_anchor is not None:
+            nm = lambda name: _name(name, keys[gap_anchor])  # noqa: E731
+            ref = refs[gap_anchor]
+            tip["delta_tip"], anchored[gap_anchor]["delta"] = P.sis_gaps(
+                ref["delta_tip"], ref["delta_tip_sigma"], ref["delta"], ref["delta_sigma"], nm)
         grids = []
-        for data, label, sp, ref, n in zip(datas, keys, specs, refs, n_gaps):
-            grids.append(_spectrum_block(data, sp, label, tip, t_reach, tip_floor, n, states, ref,
+        for data, label, sp, ref, n, own in zip(datas, keys, specs, refs, n_gaps, anchored):
+            grids.append(_spectrum_block(data, sp, label, {**tip, **own}, t_reach, tip_floor, n, states, ref,
                                          fit_modulation, hypothesis, fixed, metal, prior_scale))
     present = {v.name for v in model.free_RVs + model.deterministics}
     wanted = [n for n in SHARED if n in present]
@@ -133,7 +147,8 @@ def build_joint_model(datas, spec, *, labels=None, tip_density=None, metal_tip=N
         if hypothesis:
             local += H.parameter_names(hypothesis)
         wanted += [_name(n, label) for n in local if _name(n, label) in present]
-    info = ModelInfo(grid=grids[0], parameters=wanted, fixed=fixed, metal_tip=metal, labels=labels, grids=grids)
+    info = ModelInfo(grid=grids[0], parameters=wanted, fixed=fixed, metal_tip=metal, labels=labels, grids=grids,
+                     scan=H.scan_grids(hypothesis) if hypothesis else None)
     return model, info
 
 

@@ -124,20 +124,25 @@ TIP_SHARE_PRIOR = {"alpha": 3.0, "beta": 3.0}
 SOFTMIN_POWER = 4.0
 
 
-def sis_widths(n_gaps):
-    """gamma_tip and the sample's gamma[k] from the sum/split prior above (both defaults, superconducting tip)."""
-    excess = pm.LogNormal("gamma_sum_excess", **SIS_WIDTH_PRIOR, shape=n_gaps)
-    share = pm.Beta("gamma_tip_share", **TIP_SHARE_PRIOR)
+def _plain(name):
+    return name
+
+
+def sis_widths(n_gaps, nm=_plain):
+    """gamma_tip and the sample's gamma[k] from the sum/split prior above (both defaults, superconducting tip).
+    ``nm`` names the sample's variables (a joint fit prefixes them with the spectrum's label)."""
+    excess = pm.LogNormal(nm("gamma_sum_excess"), **SIS_WIDTH_PRIOR, shape=n_gaps)
+    share = pm.Beta(nm("gamma_tip_share"), **TIP_SHARE_PRIOR)
     floor = DEFAULT_BROADENING_FLOOR
     if n_gaps == 1:
         smallest = excess[0]
     else:
         smallest = pt.sum(excess ** -SOFTMIN_POWER) ** (-1.0 / SOFTMIN_POWER)
     tip = floor + share * smallest
-    return pm.Deterministic("gamma_tip", tip), pm.Deterministic("gamma", floor + excess - share * smallest)
+    return pm.Deterministic("gamma_tip", tip), pm.Deterministic(nm("gamma"), floor + excess - share * smallest)
 
 
-def sis_gaps(tip_mu, tip_sigma, mu, sigma):
+def sis_gaps(tip_mu, tip_sigma, mu, sigma, nm=_plain):
     """delta_tip and the ordered sample gaps of an SIS calibration, sampled as the sums S = delta_tip + delta[k].
 
     The prior is exactly the documented one (delta_tip ~ Normal(tip_mu, tip_sigma), delta ~ Normal(mu, sigma)
@@ -148,11 +153,11 @@ def sis_gaps(tip_mu, tip_sigma, mu, sigma):
     mu, sigma = np.asarray(mu, float), np.asarray(sigma, float) * np.ones(len(mu))
     cov = tip_sigma**2 * np.ones((len(mu), len(mu))) + np.diag(sigma**2)
     gain = tip_sigma**2 * np.linalg.solve(cov, np.ones(len(mu)))  # Cov(delta_tip, S) Cov(S)^-1
-    sums = pm.MvNormal("delta_sum", mu=tip_mu + mu, cov=cov, initval=tip_mu + mu,
+    sums = pm.MvNormal(nm("delta_sum"), mu=tip_mu + mu, cov=cov, initval=tip_mu + mu,
                        **({"transform": ordered} if len(mu) > 1 else {}))
     tip = pm.Normal("delta_tip", mu=tip_mu + pt.dot(gain, sums - (tip_mu + mu)),
                     sigma=float(np.sqrt(tip_sigma**2 - tip_sigma**2 * gain.sum())))
-    return tip, pm.Deterministic("delta", sums - tip)
+    return tip, pm.Deterministic(nm("delta"), sums - tip)
 
 
 def broadening_floor(entry):

@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 import pymc as pm
+from pymc.distributions.transforms import Ordered
 
 from ..errors import InputError
 
@@ -78,7 +79,7 @@ def _laplace_chol(fun, x, rel=1e-5):
         return None
 
 
-def locate_mode(model, seed=None, starts=MAP_STARTS):
+def locate_mode(model, seed=None, starts=MAP_STARTS, scan=None):
     """The posterior mode (in the unconstrained space) by L-BFGS from several starts, as a :class:`Mode`.
 
     Sharp SIS peaks make the posterior tiny compared with the prior: NUTS started from prior draws spends its whole
@@ -110,9 +111,73 @@ def locate_mode(model, seed=None, starts=MAP_STARTS):
             return np.inf, np.zeros_like(x)
         return float(value), np.asarray(grad, float)
 
-    x = multistart_minimum(fun, [np.concatenate([np.ravel(c[n]) for n in names]) for c in candidates])
+    flats = [np.concatenate([np.ravel(c[n]) for n in names]) for c in candidates]
+    if scan:
+        flats += scan_starts(model, fun, flats[0], names, scan)
+    x = multistart_minimum(fun, flats)
     shapes = [np.shape(point[n]) for n in names]
     return Mode(x, names, shapes, _laplace_chol(fun, x), to_constrained, model.free_RVs)
+
+
+SCAN_SWEEPS = 2  # passes over the scanned elements (the second lets each element adjust to the others)
+SCAN_KEEP = 3  # starts returned: the best point of the scan and the runners-up of its last element
+
+
+def scan_starts(model, fun, x0, names, scan):
+    """Flat starts from scanning each element of the ``scan`` variables over its grid, the rest held at ``x0``.
+
+    Each element in turn takes every grid value (a sorted vector stays sorted, so ordered transforms apply), the
+    best by ``fun`` is kept, and the sweep repeats ``SCAN_SWEEPS`` times. Returns the best point and the next
+    best values of the last element scanned, as distinct starts."""
+    import pytensor
+    offsets = np.cumsum([0] + [int(np.prod(np.shape(model.initial_point()[n]))) for n in names])
+    x = np.array(x0, dtype=float)
+    ranked = []
+    for rv_name, grid in scan.items():
+        rv = model.named_vars.get(rv_name)
+        if rv is None or rv not in model.free_RVs:
+            raise InputError(f"cannot scan {rv_name}: the model has no free variable of that name")
+        value = model.rvs_to_values[rv]
+        i = names.index(value.name)
+        lo, hi = offsets[i], offsets[i + 1]
+        transform = model.rvs_to_transforms.get(rv)
+        c = pytensor.tensor.dvector("c")
+        forward = pytensor.function([c], transform.forward(c, *rv.owner.inputs) if transform is not None else c,
+                                    mode="FAST_COMPILE", on_unused_input="ignore")
+        backward = pytensor.function([c], transform.backward(c, *rv.owner.inputs) if transform is not None else c,
+                                     mode="FAST_COMPILE", on_unused_input="ignore")
+        ordered = isinstance(transform, Ordered)
+        grid = np.asarray(grid, dtype=float)
+        spacing = 5 * float(np.min(np.diff(np.unique(grid)))) if len(grid) > 1 else 0.0
+        current = np.asarray(backward(x[lo:hi]), dtype=float)
+        for _ in range(SCAN_SWEEPS):
+            for k in range(current.size):
+                trials = []
+                for g in grid:
+                    trial = current.copy()
+                    trial[k] = g
+                    if ordered:
+                        trial = np.sort(trial)
+                        if np.any(np.diff(trial) <= 0):
+                            continue
+                    y = x.copy()
+                    y[lo:hi] = forward(trial)
+                    trials.append((fun(y)[0], y, trial))
+                trials = [t for t in trials if np.isfinite(t[0])]
+                if not trials:
+                    continue
+                trials.sort(key=lambda t: t[0])
+                x, current = trials[0][1], trials[0][2]
+                ranked = trials
+    starts = [x]
+    kept = [current]
+    for _, y, trial in ranked[1:]:
+        if len(starts) >= SCAN_KEEP:
+            break
+        if all(np.max(np.abs(trial - z)) > spacing for z in kept):  # runners-up a few grid steps apart
+            starts.append(y)
+            kept.append(trial)
+    return starts
 
 
 def multistart_minimum(fun, starts):
@@ -133,7 +198,7 @@ def multistart_minimum(fun, starts):
 
 
 def run_nuts(model, *, sampler="nutpie", chains=4, draws=1000, tune=1000, seed=None, progress=None,
-             target_accept=0.9, backend="numba"):
+             target_accept=0.9, backend="numba", scan=None):
     """Sample ``model``; returns (DataTree, timing dict, seed). Chains start at the MAP (:func:`locate_mode`) with
     Gaussian jitter of ``START_JITTER`` Laplace standard deviations, a different draw per chain; chain_modes()
     (diagnostics) then checks that they did not settle in different modes.
@@ -148,7 +213,7 @@ def run_nuts(model, *, sampler="nutpie", chains=4, draws=1000, tune=1000, seed=N
     t0 = time.perf_counter()
     if sampler == "nutpie":
         import nutpie
-        mode = locate_mode(model, seed)
+        mode = locate_mode(model, seed, scan=scan)
         # PyMC's U(-1, 1) jitter would throw chains far out of these sharp posteriors; the Laplace-scaled one keeps
         # them within a posterior sd or so of the mode, in different places.
         if backend == "jax":
@@ -163,7 +228,7 @@ def run_nuts(model, *, sampler="nutpie", chains=4, draws=1000, tune=1000, seed=N
         trace = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=seed, progress_bar=progress,
                               adaptation="low_rank", save_warmup=False, target_accept=target_accept)
     else:
-        mode = locate_mode(model, seed)
+        mode = locate_mode(model, seed, scan=scan)
         start = [mode.to_constrained(mode.jittered([seed, chain])) for chain in range(chains)]
         t1 = time.perf_counter()
         if sampler == "numpyro":
