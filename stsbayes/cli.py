@@ -219,7 +219,9 @@ caps: a verdict is capped at "positive" (capped_by in summary.json says why) whe
   estimators   SMC and bridge disagree by more than 3 combined standard errors (an evidence is not trusted),
   ppc          a posterior predictive check failed (a misfit inflates ln B for the most flexible hypothesis),
   convergence  a fit failed its gates (any divergence, R-hat > 1.01, bulk ESS < 400),
-  prior        the halved/doubled priors weaken it, or their reweighting is unreliable (Pareto k > 0.7).
+  prior        the halved/doubled priors weaken it, or their evidence is unknown: reweighting the draws was
+               unreliable (Pareto k > 0.7) and the fit re-run at that prior did not converge (or was skipped
+               with --no-prior-rerun).
 
 --prior-odds changes the posterior model probabilities, never the Bayes factors or the verdict strengths
 (only the within-class odds of ysr and ysr2 enter the class Bayes factor of zero_vs_offset).
@@ -256,6 +258,9 @@ def _add_compare(sub):
     g.add_argument("--smc-start", choices=["reference", "prior"], default="reference",
                    help="SMC tempers from a broad reference fitted to the NUTS draws (default) or from the prior "
                         "(independent of NUTS but far slower)")
+    g.add_argument("--no-prior-rerun", action="store_true",
+                   help="where reweighting to the halved/doubled priors is unreliable, cap the verdict instead of "
+                        "fitting that hypothesis again at the scaled prior (saves up to two fits per hypothesis)")
     add_data_options(p)
     _add_sampling_options(p)
     p.set_defaults(func=run_compare)
@@ -274,7 +279,7 @@ def run_compare(args):
     data, sampling = _fit_inputs(args)
     result = compare(data, spec, hypotheses=names, tip=args.tip, metal_tip=args.metal_tip, prior_odds=odds,
                      smc_draws=args.smc_draws or DEFAULT_SMC_DRAWS, replicates=args.replicates,
-                     smc_start=args.smc_start, **sampling)
+                     smc_start=args.smc_start, prior_rerun=not args.no_prior_rerun, **sampling)
     out = args.out
     result.save(out)
     report = result.report(out)

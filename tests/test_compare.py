@@ -336,7 +336,7 @@ def test_help_teaches_the_verdict_scale_and_caps(capsys):
     assert done.value.code == 0
     text = capsys.readouterr().out
     for phrase in ("|ln B| - 2 err", "inconclusive", "very strong", "capped at \"positive\"", "estimators", "ppc",
-                   "convergence", "--prior-odds", "never the Bayes factors", "exit codes"):
+                   "convergence", "--prior-odds", "never the Bayes factors", "exit codes", "--no-prior-rerun"):
         assert phrase in text
 
 
