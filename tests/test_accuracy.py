@@ -68,6 +68,19 @@ def test_a_nis_four_gaps():
     check(bias, spec_of(NIS4["sample"], None, NIS4["T"], NIS4["rms"]))
 
 
+def test_metal_tip_step_follows_the_temperature():
+    """A metal tip sees the sample through the Fermi window: the grid step follows kT (0.3 kT, at most 0.01 meV),
+    not the narrowest line, and still meets 0.1 % at the coldest junction with lines at the floors."""
+    from stsbayes.models.constants import K_B
+    from stsbayes.models.forward import choose_step
+    assert choose_step(0.001, 0.002, K_B * 0.08) == pytest.approx(0.3 * K_B * 0.08)
+    assert choose_step(0.001, 0.002, K_B * 0.5) == 0.01 and choose_step(0.001, 0.002) == 0.0005
+    sample = dict(delta=[1.0, 1.5], gamma=[0.001, 0.001], weight=[0.5, 0.5])
+    zero = [dict(eps=0.0, width=0.002, u2=0.25, v2=0.25)]
+    bias = peaks_and_gap([-1.5, -1.0, 0.0, 1.0, 1.5], halfwidth=0.1, n=31, extra=np.linspace(-2, 2, 21))
+    check(bias, spec_of(sample, None, 0.08, 0.005, bound=zero))
+
+
 def test_b_pb_pb_with_offset_and_off_grid_biases():
     # an offset and biases that do not fall on the grid exercise the Fourier shift and the cubic read-out
     bias = peaks_and_gap([-2.77, -2.63, 2.63, 2.77], halfwidth=0.08, n=21, extra=[0.0013, 1.3017, -3.9])

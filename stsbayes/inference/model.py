@@ -15,6 +15,19 @@ from . import hypotheses as H
 from . import priors as P
 
 
+def _lowest_temperature(entry, t_bath):
+    """The lowest T_eff (K) the model allows, or None when its prior has no positive floor: a fixed T_eff, the
+    bath temperature under the default T_eff = bath + excess, a prior's lower bound."""
+    if entry is None:
+        return t_bath
+    if isinstance(entry, (int, float)):
+        return float(entry)
+    if isinstance(entry, Prior):
+        lower = entry.params.get("lower")
+        return float(lower) if lower is not None and lower > 0 else None
+    return None
+
+
 def _upper_reach(entry, default):
     """A value the parameter practically never exceeds under its prior (for sizing the grid)."""
     if isinstance(entry, (int, float)):
@@ -255,9 +268,11 @@ def _spectrum_block(data, spec, label, tip, t_reach, tip_floor, n_gaps, states, 
     floors = [P.broadening_floor(s.get("gamma"))] + ([] if tip_floor is None else [tip_floor])
     width_min = min([P.broadening_floor(bs.get("width")) for bs in states],
                     default=H.WIDTH_FLOOR_SHIFT if hypothesis else np.inf)
+    t_floor = _lowest_temperature(j.get("T_eff"), data.temperature_K) if metal else None
     grid, bias_map = build_grid(data.bias, gamma_min=max(GAMMA_FLOOR, min(floors)),
                                 width_min=max(WIDTH_FLOOR, width_min),
-                                kT_max=K_B * t_reach, v_peak_max=v_peak_max, offset_max=abs(offset_max))
+                                kT_max=K_B * t_reach, v_peak_max=v_peak_max, offset_max=abs(offset_max),
+                                kT_min=None if t_floor is None else K_B * t_floor)
     mu = pm.Deterministic(nm("mu"), predict(grid, bias_map, data.bias, params), dims=nm("bias_mV"))
     # --- correlated discrepancy (physics.md §3, misspecification; discrepancy.py): a GP adds to the mean, an AR(1)
     # is marginalised in the likelihood below

@@ -70,7 +70,8 @@ def expected_signal(spec, bias):
     gammas = np.concatenate([params["gamma"], [params.get("gamma_tip", np.inf)]])
     grid_args = (("gamma_min", float(np.min(gammas))), ("width_min", float(np.min(widths))),
                  ("kT_max", K_B * params["T_eff"]), ("v_peak_max", float(params["v_peak"])),
-                 ("offset_max", abs(params["bias_offset"])))
+                 ("offset_max", abs(params["bias_offset"])),
+                 ("kT_min", K_B * params["T_eff"] if "delta_tip" not in params else None))
     structure = ("delta_tip" not in params, len(params["delta"]), len(params.get("eps", [])))
     names, fn = _compiled(structure, bias.tobytes(), grid_args)
     return np.asarray(fn(*[params[k] for k in names]))
