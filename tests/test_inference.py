@@ -107,6 +107,43 @@ def test_a_tip_calibration_makes_the_tip_superconducting_whatever_the_spec():
         build_model(pb_data(), sample, tip_density=density, metal_tip=True)
 
 
+def test_a_calibrated_tip_and_the_gaps_are_sampled_as_sums_with_the_prior_unchanged():
+    """With a tip density, the sample's gaps come with the tip as S = delta_tip + delta[k] and tip_z | S (the SIS
+    gap ridge, physics.md): the joint prior density of (tip_z, delta) must be exactly N(density) x N(gaps)."""
+    from scipy import stats
+
+    cov = np.array([[4e-4, 2e-4, 1e-4], [2e-4, 0.04, 0.0], [1e-4, 0.0, 0.01]])
+    mean = np.array([1.37, 0.3, np.log(0.3)])
+    density = TipDensity(mean=mean, cov=cov, adequacy={"adequate": True})
+    spec = {"sample": {"delta": [{"dist": "normal", "mu": 0.8, "sigma": 0.2},
+                                 {"dist": "normal", "mu": 1.2, "sigma": 0.1}]}}
+    model, _ = build_model(pb_data(), spec, tip_density=density)
+    assert model["delta_sum"] in model.free_RVs and model["tip_z"] in model.free_RVs
+    assert model["delta"] not in model.free_RVs
+    logp = model.compile_logp(vars=[model["delta_sum"], model["tip_z"]], jacobian=False)
+    rng = np.random.default_rng(4)
+    for _ in range(5):
+        z = rng.multivariate_normal(mean, cov)
+        delta = np.sort(rng.normal([0.8, 1.2], [0.2, 0.1]))
+        point = model.initial_point()
+        for name, value in (("tip_z", z), ("delta_sum", z[0] + delta)):  # in the sampler's coordinates
+            rv = model[name]
+            point[model.rvs_to_values[rv].name] = model.rvs_to_transforms[rv].forward(value).eval()
+        expected = stats.multivariate_normal(mean, cov).logpdf(z) + stats.norm([0.8, 1.2], [0.2, 0.1]).logpdf(
+            delta).sum()
+        assert logp(point) == pytest.approx(expected, abs=1e-8)
+    tip, gaps = pm.draw([model["delta_tip"], model["delta"]], draws=20000, random_seed=3)
+    assert tip.std() == pytest.approx(0.02, rel=0.03) and abs(np.corrcoef(tip, gaps[:, 0])[0, 1]) < 0.03
+    # gamma_tip is sampled in the coordinate of the sample's widths (linear above WIDTH_COORDINATE_SCALE), with
+    # the density's Jacobian: the log density in the sampler's coordinates differs by exactly log |dz1/du1|
+    from stsbayes.inference.tip import TipWidthCoordinate
+    transform, u = TipWidthCoordinate(), np.array([1.37, 3.0, -1.0])
+    z1 = lambda v: transform.backward(np.array([1.37, v, -1.0])).eval()[1]  # noqa: E731
+    numeric = np.log((z1(3.0 + 1e-6) - z1(3.0 - 1e-6)) / 2e-6)
+    assert transform.log_jac_det(u).eval() == pytest.approx(numeric, abs=1e-6)
+    np.testing.assert_allclose(transform.forward(transform.backward(u)).eval(), u, atol=1e-9)
+
+
 def test_ridge_coordinates_keep_the_prior_normalised():
     """The SIS widths are sampled as c softplus(y): the prior in y (with its Jacobian) must still integrate to
     1 and give the documented LogNormal's quantiles."""

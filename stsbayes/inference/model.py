@@ -134,17 +134,25 @@ def build_joint_model(datas, spec, *, labels=None, tip_density=None, metal_tip=N
     gap_anchor = next((i for i, (sp, ref) in enumerate(zip(specs, refs)) if ref is not None
                        and sp.sample.get("delta") is None), None) if free_tip and specs[0].tip.get("delta") is None \
         else None
+    if tip_density is not None:  # the same ridge against the calibrated tip: the first spectrum with normal gaps
+        gap_anchor = next((i for i, (sp, ref) in enumerate(zip(specs, refs))
+                           if P.normal_gaps(sp.sample.get("delta"), ref) is not None), None)
     width_candidates = [i for i, sp in enumerate(specs) if sp.sample.get("gamma") is None]
     width_anchor = (gap_anchor if gap_anchor in width_candidates else next(iter(width_candidates), None)) \
         if free_tip and specs[0].tip.get("gamma") is None else None
     with pm.Model(coords=coords) as model:
+        density_gaps = None if tip_density is None or gap_anchor is None else (
+            *P.normal_gaps(specs[gap_anchor].sample.get("delta"), refs[gap_anchor]),
+            lambda name: _name(name, keys[gap_anchor]))
         tip, t_reach, tip_floor = _tip_block(specs[0], metal, tip_density, tip_ref, t_bath,
-                                             width_anchor is not None, gap_anchor is not None)
+                                             width_anchor is not None, gap_anchor is not None, density_gaps)
         anchored = [{} for _ in datas]
+        if density_gaps is not None:
+            anchored[gap_anchor]["delta"] = tip.pop("delta")
         if width_anchor is not None:
             nm = lambda name: _name(name, keys[width_anchor])  # noqa: E731
             tip["gamma_tip"], anchored[width_anchor]["gamma"] = P.sis_widths(n_gaps[width_anchor], nm)
-        if gap_anchor is not None:
+        if gap_anchor is not None and tip_density is None:
             nm = lambda name: _name(name, keys[gap_anchor])  # noqa: E731
             ref = refs[gap_anchor]
             tip["delta_tip"], anchored[gap_anchor]["delta"] = P.sis_gaps(
@@ -179,12 +187,13 @@ def _name(name, label):
     return name if label is None else f"{label}:{name}"
 
 
-def _tip_block(spec, metal, tip_density, reference, t_bath, sum_split=False, sum_gaps=False):
-    """delta_tip, gamma_tip (superconducting tips) and T_eff; returns (params, T reach, gamma_tip floor)."""
+def _tip_block(spec, metal, tip_density, reference, t_bath, sum_split=False, sum_gaps=False, density_gaps=None):
+    """delta_tip, gamma_tip (superconducting tips) and T_eff; returns (params, T reach, gamma_tip floor).
+    ``density_gaps``: (mu, sigma, nm) of the spectrum whose gaps come with a calibrated tip (TipDensity)."""
     t, j = spec.tip, spec.junction
     params = {}
-    if tip_density is not None and not metal:
-        params.update(tip_density.random_variables())
+    if tip_density is not None:
+        params.update(tip_density.random_variables(density_gaps))
         return params, tip_density.upper_reach("T_eff"), tip_density.lower_reach("gamma_tip")
     if not metal:
         tip_delta = t.get("delta")

@@ -45,6 +45,7 @@ from ..models.spec import Fitted, Prior
 BROADENING_PRIOR = {"mu": float(np.log(0.01)), "sigma": 1.0}
 DEFAULT_BROADENING_FLOOR = 0.002  # meV
 RIDGE_SCALE = 0.002  # meV: below it the SIS width coordinates turn logarithmic (ScaledSoftplus)
+WIDTH_COORDINATE_SCALE = 0.0002  # meV: the sampler's coordinates of SIS widths are linear above it (ScaledSoftplus)
 T_EXCESS_SIGMA = 0.3  # K
 OFFSET_SIGMA = 0.02  # mV
 DISCREPANCY_SCALE_FRACTION = 0.05  # of the data's conductance scale s
@@ -114,7 +115,7 @@ def broadening(name, entry, *, shape=None, ridge=False):
                                                 for i, x in enumerate(entry)]))
     if isinstance(entry, Prior):
         return distribution(name, entry, shape=shape, lower=GAMMA_FLOOR)
-    kwargs = {"transform": ScaledSoftplus(RIDGE_SCALE), "default_transform": None} if ridge else {}
+    kwargs = {"transform": ScaledSoftplus(WIDTH_COORDINATE_SCALE), "default_transform": None} if ridge else {}
     excess = pm.LogNormal(f"{name}_excess", **BROADENING_PRIOR, shape=shape, **kwargs)
     return pm.Deterministic(name, DEFAULT_BROADENING_FLOOR + excess)
 
@@ -146,18 +147,39 @@ def sis_gaps(tip_mu, tip_sigma, mu, sigma, nm=_plain):
     """delta_tip and the ordered sample gaps of an SIS calibration, sampled as the sums S = delta_tip + delta[k].
 
     The prior is exactly the documented one (delta_tip ~ Normal(tip_mu, tip_sigma), delta ~ Normal(mu, sigma)
-    ordered), factorised as p(S) p(delta_tip | S): S is multivariate normal (ordered: delta[0] < delta[1] iff
-    S[0] < S[1]) and delta_tip given S is normal. The data fix S sharply and leave delta_tip | S to its prior, so
-    the gap ridge (physics.md, identifiability) becomes two independent directions NUTS need not learn.
+    ordered), factorised as p(S) p(delta_tip | S) (see :func:`gap_sums`).
     """
+    return gap_sums([tip_mu], [[tip_sigma**2]], mu, sigma, nm, tip_name="delta_tip")
+
+
+def gap_sums(tip_mean, tip_cov, mu, sigma, nm=_plain, tip_name="delta_tip", tip_transform=None):
+    """A normal tip vector t (t[0] = delta_tip) and ordered normal sample gaps, sampled as S = delta_tip + delta[k]
+    and t given S: returns (t, delta).
+
+    The prior is exactly t ~ N(tip_mean, tip_cov), delta ~ Normal(mu, sigma) ordered, independent, factorised as
+    p(S) p(t | S): (t, S) is jointly normal, the map (t, delta) -> (t, S) has unit Jacobian, and delta[0] < delta[1]
+    iff S[0] < S[1]. The data of an SIS spectrum fix S sharply and leave t | S near its prior, so the gap ridge
+    (physics.md, identifiability) becomes independent directions NUTS need not learn. A one-element t is the
+    scalar delta_tip of a calibration; a three-element t is a calibrated tip's density (tip.TipDensity).
+    """
+    tip_mean, tip_cov = np.atleast_1d(np.asarray(tip_mean, float)), np.atleast_2d(np.asarray(tip_cov, float))
     mu, sigma = np.asarray(mu, float), np.asarray(sigma, float) * np.ones(len(mu))
-    cov = tip_sigma**2 * np.ones((len(mu), len(mu))) + np.diag(sigma**2)
-    gain = tip_sigma**2 * np.linalg.solve(cov, np.ones(len(mu)))  # Cov(delta_tip, S) Cov(S)^-1
-    sums = pm.MvNormal(nm("delta_sum"), mu=tip_mu + mu, cov=cov, initval=tip_mu + mu,
-                       **({"transform": ordered} if len(mu) > 1 else {}))
-    tip = pm.Normal("delta_tip", mu=tip_mu + pt.dot(gain, sums - (tip_mu + mu)),
-                    sigma=float(np.sqrt(tip_sigma**2 - tip_sigma**2 * gain.sum())))
-    return tip, pm.Deterministic(nm("delta"), sums - tip)
+    n = len(mu)
+    cov_s = tip_cov[0, 0] * np.ones((n, n)) + np.diag(sigma**2)
+    ones_w = np.linalg.solve(cov_s, np.ones(n))  # Cov(S)^-1 1
+    gain = np.outer(tip_cov[:, 0], ones_w)  # Cov(t, S) Cov(S)^-1, Cov(t, S) = tip_cov[:, 0] 1^T
+    cond_cov = tip_cov - ones_w.sum() * np.outer(tip_cov[:, 0], tip_cov[:, 0])
+    mean_s = tip_mean[0] + mu
+    sums = pm.MvNormal(nm("delta_sum"), mu=mean_s, cov=cov_s, initval=mean_s, **_ordered(mu))
+    cond_mean = tip_mean + pt.dot(gain, sums - mean_s)
+    if len(tip_mean) == 1:
+        tip = pm.Normal(tip_name, mu=cond_mean[0], sigma=float(np.sqrt(cond_cov[0, 0])))
+        first = tip
+    else:
+        tip = pm.MvNormal(tip_name, mu=cond_mean, cov=cond_cov,
+                          **({} if tip_transform is None else {"transform": tip_transform}))
+        first = tip[0]
+    return tip, pm.Deterministic(nm("delta"), sums - first)
 
 
 def broadening_floor(entry):
@@ -187,24 +209,34 @@ def _ordered(mu):
     return {"transform": ordered} if len(mu) > 1 else {}
 
 
-def gaps(name, entry, *, reference=None):
-    """Ordered gap vector. ``entry``: a list of numbers/priors, or absent with a reference (Pb)."""
+def normal_gaps(entry, reference=None):
+    """(mu, sigma) of a gap vector with normal priors (the spec's or the reference's defaults), else None."""
     if entry is None:
         if reference is None:
-            raise InputError(f"sample.delta is missing: give the gaps as priors, e.g. delta = [{{dist = \"normal\", "
-                             "mu = 1.3, sigma = 0.1}], or use --reference pb")
-        mu = np.asarray(reference["delta"])
-        return pm.Normal(name, mu=mu, sigma=reference["delta_sigma"], shape=len(mu), initval=mu, **_ordered(mu))
-    if isinstance(entry, Prior):
-        raise InputError("sample.delta must list one entry per gap (a prior each), not one prior for the vector")
-    if all(isinstance(x, float) for x in entry):
-        return pt.as_tensor_variable(np.asarray(entry, dtype=float))
-    if all(isinstance(x, Prior) and x.dist == "normal" for x in entry):
+            return None
+        return np.asarray(reference["delta"], float), np.asarray(reference["delta_sigma"], float) * np.ones(
+            len(reference["delta"]))
+    if isinstance(entry, list) and entry and all(isinstance(x, Prior) and x.dist == "normal" for x in entry):
         mu = np.array([x.params["mu"] for x in entry])
-        sd = np.array([x.params["sigma"] for x in entry])
         if np.any(np.diff(mu) <= 0):
             raise InputError("the prior means of sample.delta must be ascending (ordered gaps)")
+        return mu, np.array([x.params["sigma"] for x in entry])
+    return None
+
+
+def gaps(name, entry, *, reference=None):
+    """Ordered gap vector. ``entry``: a list of numbers/priors, or absent with a reference (Pb)."""
+    if entry is None and reference is None:
+        raise InputError(f"sample.delta is missing: give the gaps as priors, e.g. delta = [{{dist = \"normal\", "
+                         "mu = 1.3, sigma = 0.1}], or use --reference pb")
+    if isinstance(entry, Prior):
+        raise InputError("sample.delta must list one entry per gap (a prior each), not one prior for the vector")
+    normal = normal_gaps(entry, reference)
+    if normal is not None:
+        mu, sd = normal
         return pm.Normal(name, mu=mu, sigma=sd, shape=len(mu), initval=mu, **_ordered(mu))
+    if all(isinstance(x, float) for x in entry):
+        return pt.as_tensor_variable(np.asarray(entry, dtype=float))
     raise InputError("sample.delta: give all gaps as numbers or all as normal priors (ordered gaps need a joint "
                      "parametrisation)")
 

@@ -12,11 +12,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import pymc as pm
+import pytensor.tensor as pt
+from pymc.logprob.transforms import Transform
 from scipy import stats
 
 from ..errors import InputError
 from ..models.constants import GAMMA_FLOOR
-from .priors import RIDGE_SCALE
+from .priors import RIDGE_SCALE, WIDTH_COORDINATE_SCALE, gap_sums
 
 NAMES = ("delta_tip", "gamma_tip", "T_eff")
 KS_ADEQUATE = 0.05  # every KS distance below this: the normal describes the draws to a few per cent
@@ -44,6 +46,41 @@ def to_physical(name, z):
     return z
 
 
+def _pt_softplus_inv(x):
+    return x + pt.log(-pt.expm1(-x))
+
+
+class TipWidthCoordinate(Transform):
+    """The sampler's coordinate of z1 (the density's gamma_tip coordinate): u1 with gamma_tip - floor =
+    c' softplus(u1), c' = WIDTH_COORDINATE_SCALE, the coordinate the sample's widths are sampled in.
+
+    Only gamma_tip + gamma[k] reaches the data of an SIS spectrum (physics.md, identifiability); with both widths
+    linear in their coordinates above c', that ridge is straight where the widths live, while in the density's own
+    z1 (softplus at the coarser RIDGE_SCALE) it bends and costs divergences. The density is unchanged (Jacobian
+    added); z0 and z2 pass through.
+    """
+
+    name = "tip_width_coordinate"
+    ndim_supp = 1
+
+    def __init__(self):
+        self.ratio = WIDTH_COORDINATE_SCALE / RIDGE_SCALE
+
+    def backward(self, value, *inputs):
+        value = pt.as_tensor_variable(value)
+        z1 = _pt_softplus_inv(self.ratio * pt.softplus(value[..., 1]))
+        return pt.set_subtensor(value[..., 1], z1)
+
+    def forward(self, value, *inputs):
+        value = pt.as_tensor_variable(value)
+        u1 = _pt_softplus_inv(pt.softplus(value[..., 1]) / self.ratio)
+        return pt.set_subtensor(value[..., 1], u1)
+
+    def log_jac_det(self, value, *inputs):
+        x = self.ratio * pt.softplus(value[..., 1])  # dz1/du1 = ratio sigmoid(u1) / (1 - exp(-x))
+        return np.log(self.ratio) - pt.softplus(-value[..., 1]) - pt.log(-pt.expm1(-x))
+
+
 @dataclass
 class TipDensity:
     mean: np.ndarray  # (3,)
@@ -65,10 +102,19 @@ class TipDensity:
         return {"ks_marginals": dict(zip(NAMES, ks)), "ks_mahalanobis": ks_radius,
                 "adequate": bool(max(ks) < KS_ADEQUATE and ks_radius < KS_ADEQUATE)}
 
-    def random_variables(self):
-        """Inside a ``pm.Model``: the tip quantities drawn from this density (names as in every fit)."""
-        z = pm.MvNormal("tip_z", mu=self.mean, cov=self.cov)
-        return {"delta_tip": pm.Deterministic("delta_tip", z[0]),
+    def random_variables(self, gaps=None):
+        """Inside a ``pm.Model``: the tip quantities drawn from this density (names as in every fit).
+
+        ``gaps`` = (mu, sigma, nm): a spectrum's normal gap priors, sampled with the tip as the sums
+        delta_tip + delta[k] (priors.gap_sums; the same prior) so the SIS gap ridge costs no divergences; the
+        returned dict then holds that spectrum's ``delta`` too.
+        """
+        if gaps is None:
+            z, out = pm.MvNormal("tip_z", mu=self.mean, cov=self.cov, transform=TipWidthCoordinate()), {}
+        else:
+            z, delta = gap_sums(self.mean, self.cov, *gaps, tip_name="tip_z", tip_transform=TipWidthCoordinate())
+            out = {"delta": delta}
+        return {**out, "delta_tip": pm.Deterministic("delta_tip", z[0]),
                 "gamma_tip": pm.Deterministic("gamma_tip", GAMMA_FLOOR + RIDGE_SCALE * pm.math.softplus(z[1])),
                 "T_eff": pm.Deterministic("T_eff", pm.math.exp(z[2]))}
 
