@@ -144,6 +144,31 @@ def test_a_calibrated_tip_and_the_gaps_are_sampled_as_sums_with_the_prior_unchan
     np.testing.assert_allclose(transform.forward(transform.backward(u)).eval(), u, atol=1e-9)
 
 
+def test_a_sample_width_is_sampled_against_the_tip_width_with_its_prior_unchanged():
+    """The SIS sample width's excess is sampled in TipShifted coordinates u ~ gamma_tip + excess (the width sum
+    the data fix is a coordinate): the density with Jacobian switched off must be the documented LogNormal, and
+    the Jacobian must be log |dx/du|."""
+    from scipy import stats
+
+    density = TipDensity(mean=np.array([1.37, 1.6, np.log(0.3)]), cov=np.diag([1e-4, 0.3, 0.1]), adequacy={})
+    model, _ = build_model(pb_data(), {"sample": {"delta": [{"dist": "normal", "mu": 0.8, "sigma": 0.2}]}},
+                           tip_density=density)
+    rv = model["gamma_excess"]
+    name = model.rvs_to_values[rv].name
+    plain = model.compile_logp(vars=[rv], jacobian=False)
+    with_jacobian = model.compile_logp(vars=[rv], jacobian=True)
+    point = model.initial_point()
+    tip_width = 0.001 + RIDGE_SCALE * np.log1p(np.exp(1.6))  # gamma_tip at the initial point (the density's mean)
+    for u in (0.0, 0.004, 0.01, 0.05):
+        point[name] = np.array([u])
+        x = 0.0002 * np.logaddexp(0.0, (u - tip_width) / 0.0002)
+        assert plain(point) == pytest.approx(stats.lognorm(1.0, scale=0.01).logpdf(x), abs=1e-8)
+        assert with_jacobian(point) - plain(point) == pytest.approx(-np.logaddexp(0.0, -(u - tip_width) / 0.0002),
+                                                                    abs=1e-8)
+    draws = pm.draw(model["gamma"], draws=4000, random_seed=2)
+    assert np.median(draws) == pytest.approx(0.002 + 0.01, rel=0.08)
+
+
 def test_ridge_coordinates_keep_the_prior_normalised():
     """The SIS widths are sampled as c softplus(y): the prior in y (with its Jacobian) must still integrate to
     1 and give the documented LogNormal's quantiles."""

@@ -230,7 +230,8 @@ def _spectrum_block(data, spec, label, tip, t_reach, tip_floor, n_gaps, states, 
     if "delta" not in params:
         params["delta"] = P.gaps(nm("delta"), s.get("delta"), reference=reference)
     if "gamma" not in params:
-        params["gamma"] = P.broadening(nm("gamma"), s.get("gamma"), shape=n_gaps, ridge=not metal)
+        params["gamma"] = P.broadening(nm("gamma"), s.get("gamma"), shape=n_gaps,
+                                       ridge=False if metal else pt.as_tensor_variable(params["gamma_tip"]))
     params["weight"] = P.weights(nm("weight"), s.get("weight"), n_gaps)
     params["floor"] = P.scalar(nm("floor"), s.get("floor"), lambda: pt.as_tensor_variable(0.0))
     if hypothesis:

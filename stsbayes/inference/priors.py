@@ -32,6 +32,8 @@ Defaults, with their reasons (every one can be replaced in the spec):
   literature Pb gaps and the paper's tip gap (physics.md §7).
 """
 
+import warnings
+
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
@@ -41,6 +43,10 @@ from pymc.logprob.transforms import Transform
 from ..errors import InputError
 from ..models.constants import GAMMA_FLOOR
 from ..models.spec import Fitted, Prior
+
+# drawing a tip-shifted width from its prior (tip_shifted_lognormal's numpy `random`) runs in numba's object mode;
+# that is correct and only slower, so PyTensor's notice of it is noise to a user
+warnings.filterwarnings("ignore", message="Numba will use object mode to run CustomDist", category=UserWarning)
 
 BROADENING_PRIOR = {"mu": float(np.log(0.01)), "sigma": 1.0}
 DEFAULT_BROADENING_FLOOR = 0.002  # meV
@@ -79,6 +85,44 @@ class ScaledSoftplus(Transform):
         return np.log(self.scale) - pt.softplus(-value)
 
 
+class TipShifted(Transform):
+    """The sampler's coordinate of an SIS sample width's excess x (gamma = floor + x) given the tip's width g_tip:
+    u with x = c' softplus((u - g_tip) / c'), c' = WIDTH_COORDINATE_SCALE, so u is x + g_tip above c'.
+
+    Only g_tip + gamma reaches an SIS spectrum (physics.md, identifiability); in u that sum is a coordinate, so the
+    ridge is straight whatever coordinates the tip's width is sampled in (a joint fit's share of the reference
+    sums, a calibrated density's softplus), not only where both are linear. Near the floor u turns logarithmic, so
+    there is no hard wall. The prior is unchanged (the Jacobian is added). g_tip reaches the transform as the last
+    input of the random variable (:func:`tip_shifted_lognormal`).
+    """
+
+    name = "tip_shifted"
+    ndim_supp = 0
+
+    def backward(self, value, *inputs):
+        return WIDTH_COORDINATE_SCALE * pt.softplus((value - inputs[-1]) / WIDTH_COORDINATE_SCALE)
+
+    def forward(self, value, *inputs):
+        y = value / WIDTH_COORDINATE_SCALE
+        return inputs[-1] + WIDTH_COORDINATE_SCALE * (pt.log(-pt.expm1(-y)) + y)
+
+    def log_jac_det(self, value, *inputs):
+        return -pt.softplus(-(value - inputs[-1]) / WIDTH_COORDINATE_SCALE)
+
+
+def tip_shifted_lognormal(name, mu, sigma, tip_width, shape=None):
+    """A LogNormal(mu, sigma) excess sampled in :class:`TipShifted` coordinates against ``tip_width``."""
+    def logp(value, mu, sigma, tip_width):
+        return pm.logp(pm.LogNormal.dist(mu=mu, sigma=sigma), value)
+
+    def random(mu, sigma, tip_width, rng=None, size=None):
+        return rng.lognormal(mu, sigma, size=size)
+
+    return pm.CustomDist(name, mu, sigma, tip_width, logp=logp, random=random, transform=TipShifted(),
+                         support_point=lambda rv, size, mu, sigma, tip_width: pt.full_like(rv, pt.exp(mu)),
+                         **({"shape": shape} if shape is not None else {}))
+
+
 def distribution(name, prior, *, shape=None, transform=None, lower=None):
     """A PyMC random variable from a spec :class:`Prior` (PyMC's parameter names)."""
     p = dict(prior.params)
@@ -103,7 +147,8 @@ def broadening(name, entry, *, shape=None, ridge=False):
     """gamma / gamma_tip / width: a number (fixed), a prior (truncated at the floor), or the default.
 
     ``ridge``: the broadening is one of an SIS pair whose sum is all the data see; sample it in
-    :class:`ScaledSoftplus` coordinates (same prior) so the ridge is straight.
+    :class:`ScaledSoftplus` coordinates (same prior) so the ridge is straight. A tensor ``ridge`` is the tip's
+    width: the default excess is then sampled in :class:`TipShifted` coordinates, where the sum is a coordinate.
     """
     if isinstance(entry, (int, float)):
         return pt.as_tensor_variable(float(entry))
@@ -115,6 +160,9 @@ def broadening(name, entry, *, shape=None, ridge=False):
                                                 for i, x in enumerate(entry)]))
     if isinstance(entry, Prior):
         return distribution(name, entry, shape=shape, lower=GAMMA_FLOOR)
+    if ridge is not True and ridge is not False:
+        excess = tip_shifted_lognormal(f"{name}_excess", **BROADENING_PRIOR, tip_width=ridge, shape=shape)
+        return pm.Deterministic(name, DEFAULT_BROADENING_FLOOR + excess)
     kwargs = {"transform": ScaledSoftplus(WIDTH_COORDINATE_SCALE), "default_transform": None} if ridge else {}
     excess = pm.LogNormal(f"{name}_excess", **BROADENING_PRIOR, shape=shape, **kwargs)
     return pm.Deterministic(name, DEFAULT_BROADENING_FLOOR + excess)
