@@ -59,6 +59,11 @@ DISCREPANCY_LENGTH_PRIOR = {"mu": float(np.log(0.3)), "sigma": 0.5}  # mV
 PB_REFERENCE = {"delta": [1.26, 1.41], "delta_sigma": 0.05, "delta_tip": 1.37, "delta_tip_sigma": 0.1}
 
 
+def softplus_inv(x):
+    """The inverse of softplus, log(exp(x) - 1), written to stay finite for small and large x."""
+    return x + pt.log(-pt.expm1(-x))
+
+
 class ScaledSoftplus(Transform):
     """Positive values x = c·softplus(y): logarithmic below the scale c, linear above it.
 
@@ -78,8 +83,7 @@ class ScaledSoftplus(Transform):
         return self.scale * pt.softplus(value)
 
     def forward(self, value, *inputs):
-        y = value / self.scale
-        return pt.log(-pt.expm1(-y)) + y
+        return softplus_inv(value / self.scale)
 
     def log_jac_det(self, value, *inputs):
         return np.log(self.scale) - pt.softplus(-value)
@@ -103,8 +107,7 @@ class TipShifted(Transform):
         return WIDTH_COORDINATE_SCALE * pt.softplus((value - inputs[-1]) / WIDTH_COORDINATE_SCALE)
 
     def forward(self, value, *inputs):
-        y = value / WIDTH_COORDINATE_SCALE
-        return inputs[-1] + WIDTH_COORDINATE_SCALE * (pt.log(-pt.expm1(-y)) + y)
+        return inputs[-1] + WIDTH_COORDINATE_SCALE * softplus_inv(value / WIDTH_COORDINATE_SCALE)
 
     def log_jac_det(self, value, *inputs):
         return -pt.softplus(-(value - inputs[-1]) / WIDTH_COORDINATE_SCALE)

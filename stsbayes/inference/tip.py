@@ -18,7 +18,7 @@ from scipy import stats
 
 from ..errors import InputError
 from ..models.constants import GAMMA_FLOOR
-from .priors import RIDGE_SCALE, WIDTH_COORDINATE_SCALE, gap_sums
+from .priors import RIDGE_SCALE, WIDTH_COORDINATE_SCALE, gap_sums, softplus_inv
 
 NAMES = ("delta_tip", "gamma_tip", "T_eff")
 KS_ADEQUATE = 0.05  # every KS distance below this: the normal describes the draws to a few per cent
@@ -46,10 +46,6 @@ def to_physical(name, z):
     return z
 
 
-def _pt_softplus_inv(x):
-    return x + pt.log(-pt.expm1(-x))
-
-
 class TipWidthCoordinate(Transform):
     """The sampler's coordinate of z1 (the density's gamma_tip coordinate): u1 with gamma_tip - floor =
     c' softplus(u1), c' = WIDTH_COORDINATE_SCALE, the coordinate the sample's widths are sampled in.
@@ -68,12 +64,12 @@ class TipWidthCoordinate(Transform):
 
     def backward(self, value, *inputs):
         value = pt.as_tensor_variable(value)
-        z1 = _pt_softplus_inv(self.ratio * pt.softplus(value[..., 1]))
+        z1 = softplus_inv(self.ratio * pt.softplus(value[..., 1]))
         return pt.set_subtensor(value[..., 1], z1)
 
     def forward(self, value, *inputs):
         value = pt.as_tensor_variable(value)
-        u1 = _pt_softplus_inv(pt.softplus(value[..., 1]) / self.ratio)
+        u1 = softplus_inv(pt.softplus(value[..., 1]) / self.ratio)
         return pt.set_subtensor(value[..., 1], u1)
 
     def log_jac_det(self, value, *inputs):
