@@ -49,10 +49,24 @@ def load_compare(path):
     return _load_compare(path)
 
 
+def series(kind, spectra, conditions=None, spec=None, **kwargs):
+    """Compare mzm and ysr on a series ("gn", "field" or "defects"): ``spectra`` a manifest CSV or a list of
+    spectra with per-spectrum ``conditions``; see :func:`stsbayes.series.series`. Returns a CompareResult."""
+    from .series import series as _series
+    return _series(kind, spectra, conditions, spec, **kwargs)
+
+
+def simulate_series(kind, hypothesis, truth, conditions, spec, bias, **kwargs):
+    """Simulate a series of spectra (µS) from a law at true values; see :func:`stsbayes.series.simulate_series`."""
+    from .series import simulate_series as _simulate_series
+    return _simulate_series(kind, hypothesis, truth, conditions, spec, bias, **kwargs)
+
+
 def load_result(path):
     """Reload a result directory written by calibrate-tip or fit."""
     from .results import load_result as _load_result
     return _load_result(path)
 
 
-__all__ = ["InputError", "__version__", "calibrate_tip", "compare", "fit", "load", "load_compare", "load_result", "load_spec", "simulate"]
+__all__ = ["InputError", "__version__", "calibrate_tip", "compare", "fit", "load", "load_compare", "load_result",
+           "load_spec", "series", "simulate", "simulate_series"]

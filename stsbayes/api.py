@@ -138,8 +138,11 @@ BORROWED_TIP_TARGET_ACCEPT = 0.95
 
 def run_fit(data, spec, *, command="fit", tip=None, metal_tip=None, reference=None, fit_modulation=False,
             sampler="nutpie", chains=4, draws=1000, tune=1000, seed=None, progress=None, input_record=None,
-            backend="numba", hypothesis=None, labels=None, prior_scale=1.0, target_accept=None):
+            backend="numba", hypothesis=None, labels=None, prior_scale=1.0, target_accept=None, build=None):
     """Build, sample, check and package one fit. Returns a :class:`FitResult` (converged or not).
+
+    ``build`` (a series, ``stsbayes.series``): a callable returning (model, ModelInfo) used instead of the
+    spec's own model; its per-spectrum variables follow the joint naming (``<label>:mu`` ...).
 
     ``target_accept`` (NUTS): default 0.9, and 0.95 for an SIS fit whose tip comes from elsewhere (a calibrated
     density or a joint partner spectrum; see ``BORROWED_TIP_TARGET_ACCEPT``).
@@ -154,9 +157,9 @@ def run_fit(data, spec, *, command="fit", tip=None, metal_tip=None, reference=No
     ref = ({k: _reference(v) for k, v in reference.items()} if isinstance(reference, dict)
            else _reference(reference))
     density = _tip_density(tip)
-    model, info = build_joint_model(datas, spec, labels=labels, tip_density=density, metal_tip=metal_tip,
-                                    reference=ref, fit_modulation=fit_modulation, hypothesis=hypothesis,
-                                    prior_scale=prior_scale)
+    model, info = build() if build is not None else build_joint_model(
+        datas, spec, labels=labels, tip_density=density, metal_tip=metal_tip, reference=ref,
+        fit_modulation=fit_modulation, hypothesis=hypothesis, prior_scale=prior_scale)
     if target_accept is None:
         borrowed = not info.metal_tip and (density is not None or labels is not None)
         target_accept = BORROWED_TIP_TARGET_ACCEPT if borrowed else 0.9

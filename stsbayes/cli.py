@@ -196,7 +196,7 @@ def run_report(args):
         command = json.loads(summary.read_text()).get("command") if summary.is_file() else None
     except (OSError, ValueError):
         command = None
-    if command == "compare":
+    if command in ("compare", "series"):
         from .reports.compare import render_compare_from_dir
         print(f"report: {render_compare_from_dir(args.dir)}")
         return 0
@@ -280,13 +280,17 @@ def run_compare(args):
     result = compare(data, spec, hypotheses=names, tip=args.tip, metal_tip=args.metal_tip, prior_odds=odds,
                      smc_draws=args.smc_draws or DEFAULT_SMC_DRAWS, replicates=args.replicates,
                      smc_start=args.smc_start, prior_rerun=not args.no_prior_rerun, **sampling)
-    out = args.out
+    return _finish_comparison(result, args.out, "compare")
+
+
+def _finish_comparison(result, out, name):
+    """Save a compare or series result and its report, print the verdict and its warnings; the exit code."""
     result.save(out)
     report = result.report(out)
     summary = result.summary()
     d = summary["diagnostics"]
     state = "converged" if d["converged"] else "NOT CONVERGED (" + ", ".join(d["unconverged"]) + ")"
-    print(f"compare: {state}; results in {out} (report: {report})")
+    print(f"{name}: {state}; results in {out} (report: {report})")
     print(summary["statement"])
     for key, label in (("ppc_failed", "posterior predictive check failed"),
                        ("estimators_disagree", "evidence estimators disagree")):
@@ -294,6 +298,84 @@ def run_compare(args):
             print(f"warning: {label} for {', '.join(d[key])}: verdicts involving it are capped at positive",
                   file=sys.stderr)
     return result.exit_code
+
+
+SERIES_EPILOG = """the three series (physics.md section 5), each mzm (zero energy) against ysr (offset energy):
+  gn       one defect at several tip heights; manifest columns file, setpoint_current_nA, setpoint_bias_mV.
+           Metallic tip, conductances in uS (no --normalize): each spectrum's normal-state conductance G_n
+           follows from its setpoint, I_set = integral of dI/dV from 0 to V_set. mzm: a state pinned at 0 whose
+           coupling width Gamma_j = kappa G_n,j grows with the junction conductance (zero-bias excess towards
+           G0 = 77.5 uS); ysr: one pair at eps_j = |eps0 + alpha G_set,j| that splits as the tip approaches.
+  field    one defect at several fields; column field_T. Metallic tip. mzm inert (eps 0, width and weight
+           fixed); ysr responsive: eps(B) = eps0 + g_eff mu_B B / 2, width(B) = width0 + beta B, weight kept.
+  defects  one spectrum per defect; column defect (a name). mzm: every eps_d = 0; ysr: eps_d from a
+           population N(mu_eps, tau_eps) truncated at 0. Widths come from a population in both.
+  Shared by all spectra: T_eff, the tip, the background gaps (from --spec) and the bias offset; each spectrum
+  has its own noise. Verdicts, caps and exit codes as `stsbayes compare --help` explains (mzm_vs_ysr2 is null).
+
+example:
+  stsbayes series gn manifest.csv --hypotheses mzm,ysr --spec background.toml --metal-tip --temperature 0.4 \\
+           --modulation-rms 0.07 --out gn/
+  manifest.csv:
+    file,setpoint_current_nA,setpoint_bias_mV
+    gn_002nA.dat,2,7
+    gn_116nA.dat,116,7
+"""
+
+
+def _add_series(sub):
+    from .io.cli import add_data_options
+    p = sub.add_parser(
+        "series", help="compare mzm and ysr on a G_N series, a field series or many defects",
+        description="Fit a set of spectra jointly under each hypothesis, with the law that ties them (setpoint, "
+                    "field, defect population), and compare the hypotheses by their evidence as `compare` does.",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=SERIES_EPILOG)
+    p.add_argument("kind", choices=["gn", "field", "defects"], help="which series")
+    p.add_argument("manifest", help="CSV with one row per spectrum (see below)")
+    p.add_argument("--hypotheses", default="mzm,ysr", help="mzm,ysr (the default and the only choice)")
+    p.add_argument("--spec", help="spec (TOML) with the background's gaps, T_eff, modulation and priors")
+    tip = p.add_mutually_exclusive_group()
+    tip.add_argument("--tip", help="a calibrate-tip result (defects only)")
+    tip.add_argument("--metal-tip", action="store_true", help="a normal-metal tip (required for gn and field)")
+    p.add_argument("--prior-odds", metavar="H=ODDS,...", help="prior odds, e.g. mzm=1,ysr=1 (default equal)")
+    p.add_argument("--out", required=True, help="output directory")
+    g = p.add_argument_group("evidence")
+    g.add_argument("--smc-draws", type=int, default=None, help="SMC particles per replicate (default 1000)")
+    g.add_argument("--replicates", type=int, default=4, help="independent replicates per estimator (>= 4)")
+    g.add_argument("--no-prior-rerun", action="store_true",
+                   help="cap a verdict whose halved/doubled-prior reweighting is unreliable instead of refitting")
+    add_data_options(p)
+    _add_sampling_options(p)
+    p.set_defaults(func=run_series)
+
+
+def run_series(args):
+    """`stsbayes series`: manifest, files and priors checked before sampling; results written only when complete."""
+    from .comparison import DEFAULT_SMC_DRAWS, check_prior_odds, parse_prior_odds
+    from .io.cli import overrides_from_args
+    from .models import load_spec
+    from .series import read_manifest, series
+    if args.normalize:
+        raise InputError("a series keeps absolute conductances (µS): drop --normalize")
+    if args.direction == "both":
+        raise InputError("fit one sweep direction per spectrum: --direction fwd or bwd")
+    if args.fit_modulation:
+        raise InputError("--fit-modulation is not supported for series: give the recorded modulation")
+    for name in ("chains", "draws", "tune"):
+        if getattr(args, name) < 1:
+            raise InputError(f"--{name} must be at least 1")
+    names = [h.strip() for h in args.hypotheses.split(",")]
+    odds = check_prior_odds(parse_prior_odds(args.prior_odds) if args.prior_odds is not None else None, names)
+    spec = load_spec(args.spec) if args.spec else None
+    datas, conditions, files = read_manifest(args.kind, args.manifest, **overrides_from_args(args))
+    record = {"manifest": str(args.manifest), "files": files, "bias_sign": args.bias_sign,
+              "direction": args.direction}
+    result = series(args.kind, datas, conditions, spec, hypotheses=names, tip=args.tip, metal_tip=args.metal_tip,
+                    prior_odds=odds, chains=args.chains, draws=args.draws, tune=args.tune, seed=args.seed,
+                    progress=False if args.no_progress else None, smc_draws=args.smc_draws or DEFAULT_SMC_DRAWS,
+                    replicates=args.replicates, prior_rerun=not args.no_prior_rerun, input_record=record,
+                    files=files)
+    return _finish_comparison(result, args.out, f"series {args.kind}")
 
 
 def build_parser():
@@ -307,6 +389,7 @@ def build_parser():
     _add_calibrate(sub)
     _add_fit(sub)
     _add_compare(sub)
+    _add_series(sub)
     _add_report(sub)
     try:
         from .io.cli import add_info_command

@@ -220,17 +220,22 @@ def rerun_at_scale(reweighted, fit_scaled, **evidence_settings):
     return V.Reweighted(evidence.value, evidence.err, 0.0, reweighted.pareto_k, not trusted, rerun=True), trusted
 
 
-def prior_sensitivity(posterior, hypothesis, log_z):
-    """ln Z at the halved and doubled bound-state priors by importance reweighting the NUTS draws.
+def prior_sensitivity(posterior, hypothesis, log_z, log_prior=None):
+    """ln Z at the halved and doubled contested priors by importance reweighting the NUTS draws.
 
-    Returns {"halved": Reweighted, "doubled": Reweighted}; ``needs_rerun`` marks k̂ > 0.7.
+    ``log_prior(posterior, factor)`` gives the contested parameters' log prior per draw (flattened chain × draw)
+    with every width times ``factor``; by default the single-spectrum bound states of ``hypothesis``
+    (``hypotheses.log_prior_of``). Returns {"halved": Reweighted, "doubled": Reweighted}; ``needs_rerun`` marks
+    k̂ > 0.7.
     """
-    draws = bound_state_draws(posterior, hypothesis)
+    if log_prior is None:
+        draws = bound_state_draws(posterior, hypothesis)
+        log_prior = lambda _, factor: H.log_prior_of(draws, hypothesis, factor)  # noqa: E731
     n_chain, n_draw = posterior.sizes["chain"], posterior.sizes["draw"]
-    old = H.log_prior_of(draws, hypothesis, 1.0)
+    old = log_prior(posterior, 1.0)
     out = {}
     for label, factor in SCALINGS.items():
-        new = H.log_prior_of(draws, hypothesis, factor)
+        new = log_prior(posterior, factor)
         r_eff = _relative_efficiency((new - old).reshape(n_chain, n_draw))
         out[label] = V.prior_reweighting(log_z, old, new, r_eff=r_eff)
     return out
@@ -251,7 +256,8 @@ def _probability_intervals(log_z, errs, odds, rng):
     return {h: [float(a), float(b)] for h, a, b in zip(names, lo, hi)}
 
 
-def assemble_summary(runs, *, hypotheses, prior_odds, seed, sampler, evidence_settings, input_record, timing):
+def assemble_summary(runs, *, hypotheses, prior_odds, seed, sampler, evidence_settings, input_record, timing,
+                     command="compare"):
     """The compare summary.json (architecture.md) from per-hypothesis runs.
 
     ``runs[h]`` holds ``fit`` (FitResult), ``evidence`` (Combined), ``estimates`` ({method: Evidence}),
@@ -296,7 +302,7 @@ def assemble_summary(runs, *, hypotheses, prior_odds, seed, sampler, evidence_se
         }
     first = runs[hypotheses[0]]["fit"].summary()
     summary = {
-        "schema_version": SCHEMA_VERSION, "command": "compare", "stsbayes_version": package_versions()["stsbayes"],
+        "schema_version": SCHEMA_VERSION, "command": command, "stsbayes_version": package_versions()["stsbayes"],
         "seed": seed, "input": {**first.get("input", {}), **(input_record or {})},
         "sampler": {**first["sampler"], "name": sampler, "evidence": evidence_settings},
         "prior_odds": prior_odds, "hypotheses": per,
@@ -339,48 +345,68 @@ def compare(data, spec=None, *, hypotheses=H.HYPOTHESES, tip=None, metal_tip=Fal
     data = _as_data(data)
     seed = int(np.random.SeedSequence().entropy % (2**31)) if seed is None else int(seed)
     t_start = time.perf_counter()
-    runs, trees = {}, {}
-    for i, h in enumerate(names):
-        t0 = time.perf_counter()
 
-        def fit_at(scale, fit_seed):
-            with warnings.catch_warnings():
-                # run_fit draws its prior group with pm.sample_prior_predictive, which warns that Potentials are
-                # ignored; ysr2's only Potential is the constant ln 2 that normalises its ordered eps: no draw changes
-                warnings.filterwarnings("ignore", message="The effect of Potentials on other parameters is ignored",
-                                        category=UserWarning)
-                return run_fit(data, spec, command="compare", tip=tip, metal_tip=True if metal_tip else None,
-                               sampler=sampler, chains=chains, draws=draws, tune=tune, seed=fit_seed,
-                               progress=progress, fit_modulation=fit_modulation, backend=backend,
-                               input_record=input_record, hypothesis=h, prior_scale=scale)
+    def fit_at(h, scale, fit_seed):
+        with warnings.catch_warnings():
+            # run_fit draws its prior group with pm.sample_prior_predictive, which warns that Potentials are
+            # ignored; ysr2's only Potential is the constant ln 2 that normalises its ordered eps: no draw changes
+            warnings.filterwarnings("ignore", message="The effect of Potentials on other parameters is ignored",
+                                    category=UserWarning)
+            return run_fit(data, spec, command="compare", tip=tip, metal_tip=True if metal_tip else None,
+                           sampler=sampler, chains=chains, draws=draws, tune=tune, seed=fit_seed,
+                           progress=progress, fit_modulation=fit_modulation, backend=backend,
+                           input_record=input_record, hypothesis=h, prior_scale=scale)
 
-        fit = fit_at(1.0, seed + 101 * i)
-        t_fit = time.perf_counter() - t0
-        settings = dict(smc_start=smc_start, smc_draws=smc_draws, replicates=replicates, progress=bool(progress))
-        evidence, estimates, t_ev = _estimate_evidence(fit, seed=seed + 101 * i + 7, **settings)
-        sensitivity = prior_sensitivity(fit.posterior, h, (evidence.value, evidence.err))
-        t_rerun = time.perf_counter()
-        reruns = {}
-        for j, (label, factor) in enumerate(SCALINGS.items()):
-            if prior_rerun and sensitivity[label].needs_rerun:
-                scaled = fit_at(factor, seed + 101 * i + 31 + j)
-                sensitivity[label], trusted = rerun_at_scale(sensitivity[label], scaled, seed=seed + 101 * i + 41 + j,
-                                                             **settings)
-                reruns[label] = {"converged": bool(scaled.converged), "trusted": trusted,
-                                 "failed_gates": scaled.summary()["diagnostics"].get("failed_gates", [])}
-        runs[h] = {"fit": fit, "evidence": evidence, "estimates": estimates, "sensitivity": sensitivity,
-                   "reruns": reruns,
-                   "timing_s": {**fit.summary().get("timing_s", {}), "fit_total": t_fit, **t_ev,
-                                "prior_rerun": time.perf_counter() - t_rerun, "total": time.perf_counter() - t0}}
-        trees[h] = fit.tree
+    settings = dict(smc_start=smc_start, smc_draws=smc_draws, replicates=replicates, progress=bool(progress))
+    runs = evidence_runs(names, fit_at, lambda fit, h, log_z: prior_sensitivity(fit.posterior, h, log_z),
+                         seed=seed, settings=settings, prior_rerun=prior_rerun)
+    trees = {h: runs[h]["fit"].tree for h in names}
     timing = {"total": time.perf_counter() - t_start, **{h: runs[h]["timing_s"]["total"] for h in names}}
-    evidence_settings = {"smc": {"start": smc_start, "draws": smc_draws, "replicates": replicates,
-                                 **({"reference": {"df": REFERENCE_DF, "scale": REFERENCE_SCALE}}
-                                    if smc_start == "reference" else {})},
-                         "bridge": {"replicates": replicates}, "prior_rerun": bool(prior_rerun)}
+    evidence_settings = evidence_record(settings, prior_rerun)
     summary = assemble_summary(runs, hypotheses=names, prior_odds=odds, seed=seed, sampler=sampler,
                                evidence_settings=evidence_settings, input_record=input_record, timing=timing)
     return CompareResult(summary, trees, fits={h: runs[h]["fit"] for h in names})
+
+
+def evidence_record(settings, prior_rerun):
+    """The summary's record of how the evidences were estimated."""
+    smc_start, smc_draws, replicates = settings["smc_start"], settings["smc_draws"], settings["replicates"]
+    return {"smc": {"start": smc_start, "draws": smc_draws, "replicates": replicates,
+                    **({"reference": {"df": REFERENCE_DF, "scale": REFERENCE_SCALE}}
+                       if smc_start == "reference" else {})},
+            "bridge": {"replicates": replicates}, "prior_rerun": bool(prior_rerun)}
+
+
+def evidence_runs(names, fit_at, sensitivity, *, seed, settings, prior_rerun):
+    """Fit every hypothesis, estimate its evidence twice and its prior sensitivity; the ``runs`` that
+    :func:`assemble_summary` takes. Shared by ``compare`` and ``series``.
+
+    ``fit_at(h, prior_scale, seed)`` returns a FitResult with its live model; ``sensitivity(fit, h, log_z)`` the
+    halved / doubled reweightings (:func:`prior_sensitivity`); ``settings`` the evidence settings
+    (smc_start, smc_draws, replicates, progress). Where a reweighting is unreliable and ``prior_rerun`` is set, the
+    hypothesis is fitted again at the scaled prior (:func:`rerun_at_scale`).
+    """
+    runs = {}
+    for i, h in enumerate(names):
+        t0 = time.perf_counter()
+        fit = fit_at(h, 1.0, seed + 101 * i)
+        t_fit = time.perf_counter() - t0
+        evidence, estimates, t_ev = _estimate_evidence(fit, seed=seed + 101 * i + 7, **settings)
+        sensitivity_h = sensitivity(fit, h, (evidence.value, evidence.err))
+        t_rerun = time.perf_counter()
+        reruns = {}
+        for j, (label, factor) in enumerate(SCALINGS.items()):
+            if prior_rerun and sensitivity_h[label].needs_rerun:
+                scaled = fit_at(h, factor, seed + 101 * i + 31 + j)
+                sensitivity_h[label], trusted = rerun_at_scale(sensitivity_h[label], scaled,
+                                                               seed=seed + 101 * i + 41 + j, **settings)
+                reruns[label] = {"converged": bool(scaled.converged), "trusted": trusted,
+                                 "failed_gates": scaled.summary()["diagnostics"].get("failed_gates", [])}
+        runs[h] = {"fit": fit, "evidence": evidence, "estimates": estimates, "sensitivity": sensitivity_h,
+                   "reruns": reruns,
+                   "timing_s": {**fit.summary().get("timing_s", {}), "fit_total": t_fit, **t_ev,
+                                "prior_rerun": time.perf_counter() - t_rerun, "total": time.perf_counter() - t0}}
+    return runs
 
 
 # ----------------------------------------------------------------------------------------------- results
@@ -389,11 +415,12 @@ def compare(data, spec=None, *, hypotheses=H.HYPOTHESES, tip=None, metal_tip=Fal
 class CompareResult:
     """A finished comparison: ``summary()`` (the compare summary.json) and ``trees`` (hypothesis -> DataTree)."""
 
-    def __init__(self, summary, trees, fits=None):
+    def __init__(self, summary, trees, fits=None, datas=None):
         self._summary = summary
         self.trees = dict(trees)
         # the per-hypothesis FitResults (with their live pm.Models) while this process lives; not saved
         self.fits = fits or {}
+        self.datas = datas  # a series' spectra (FitData), while this process lives
 
     def summary(self):
         return self._summary
@@ -433,6 +460,9 @@ class CompareResult:
         return out
 
     def report(self, out_dir):
+        if self._summary.get("command") == "series":
+            from .reports.series import write_series_report
+            return write_series_report(self, Path(out_dir))
         from .reports.compare import write_compare_report
         return write_compare_report(self, Path(out_dir))
 
@@ -449,8 +479,8 @@ def load_compare(path):
         summary = json.loads(summary_path.read_text())
     except ValueError as err:
         raise InputError(f"{summary_path} is not valid JSON ({err}): re-run the comparison") from None
-    if summary.get("command") != "compare":
-        raise InputError(f"{summary_path} was written by `stsbayes {summary.get('command')}`, not compare")
+    if summary.get("command") not in ("compare", "series"):
+        raise InputError(f"{summary_path} was written by `stsbayes {summary.get('command')}`, not compare or series")
     trees = {}
     for h in summary["hypotheses"]:
         nc = path / f"posterior_{h}.nc"

@@ -221,8 +221,14 @@ def _tip_block(spec, metal, tip_density, reference, t_bath, sum_split=False, sum
 
 
 def _spectrum_block(data, spec, label, tip, t_reach, tip_floor, n_gaps, states, reference, fit_modulation,
-                    hypothesis, fixed, metal, prior_scale=1.0):
-    """Sample, lock-in and observation of one spectrum, its expected conductance and likelihood; returns its grid."""
+                    hypothesis, fixed, metal, prior_scale=1.0, law=None, window=None, width_min=None):
+    """Sample, lock-in and observation of one spectrum, its expected conductance and likelihood; returns its grid.
+
+    ``tip`` holds the parameters given from outside (the tip, and in a series also what the spectra share: gaps,
+    weights, bias offset); each one present is used instead of this spectrum's own prior. A series law
+    (``inference/series.py``) is ``law(grid, params) -> params``: it adds what the law ties to the spectrum (g_n,
+    bound states) once the energy grid is known; ``window`` (mV) widens the grid beyond the data (a setpoint
+    integral), ``width_min`` (meV) is the narrowest line the law's states can have."""
     s, j, o = spec.sample, spec.junction, spec.observation
     nm = lambda name: _name(name, label)  # noqa: E731
     scale = 1.0 if data.units == "normalised" else data.scale
@@ -232,8 +238,10 @@ def _spectrum_block(data, spec, label, tip, t_reach, tip_floor, n_gaps, states, 
     if "gamma" not in params:
         params["gamma"] = P.broadening(nm("gamma"), s.get("gamma"), shape=n_gaps,
                                        ridge=False if metal else pt.as_tensor_variable(params["gamma_tip"]))
-    params["weight"] = P.weights(nm("weight"), s.get("weight"), n_gaps)
-    params["floor"] = P.scalar(nm("floor"), s.get("floor"), lambda: pt.as_tensor_variable(0.0))
+    if "weight" not in params:
+        params["weight"] = P.weights(nm("weight"), s.get("weight"), n_gaps)
+    if "floor" not in params:
+        params["floor"] = P.scalar(nm("floor"), s.get("floor"), lambda: pt.as_tensor_variable(0.0))
     if hypothesis:
         bound, bound_fixed = H.bound_state_variables(hypothesis, prior_scale)
         params.update(bound)
@@ -269,20 +277,25 @@ def _spectrum_block(data, spec, label, tip, t_reach, tip_floor, n_gaps, states, 
     # --- observation
     g_n_default = (lambda: pm.LogNormal(nm("g_n"), mu=0.0, sigma=0.2)) if data.units == "normalised" else (
         lambda: pm.LogNormal(nm("g_n"), mu=np.log(scale), sigma=0.5))
-    params["g_n"] = P.scalar(nm("g_n"), j.get("g_n"), g_n_default)
-    params["bias_offset"] = P.scalar(nm("bias_offset"), j.get("bias_offset"),
-                                     lambda: pm.Normal(nm("bias_offset"), 0.0, P.OFFSET_SIGMA))
+    if law is None:
+        params["g_n"] = P.scalar(nm("g_n"), j.get("g_n"), g_n_default)
+    if "bias_offset" not in params:
+        params["bias_offset"] = P.scalar(nm("bias_offset"), j.get("bias_offset"),
+                                         lambda: pm.Normal(nm("bias_offset"), 0.0, P.OFFSET_SIGMA))
     offset_max = _upper_reach(j.get("bias_offset"), 5 * P.OFFSET_SIGMA)
     params["b0"] = P.scalar(nm("b0"), o.get("b0"), lambda: pm.Normal(nm("b0"), 0.0, 0.05 * scale))
     params["b1"] = P.scalar(nm("b1"), o.get("b1"), lambda: pm.Normal(nm("b1"), 0.0, 0.02))
     floors = [P.broadening_floor(s.get("gamma"))] + ([] if tip_floor is None else [tip_floor])
-    width_min = min([P.broadening_floor(bs.get("width")) for bs in states],
-                    default=H.WIDTH_FLOOR_SHIFT if hypothesis else np.inf)
+    if width_min is None:
+        width_min = min([P.broadening_floor(bs.get("width")) for bs in states],
+                        default=H.WIDTH_FLOOR_SHIFT if hypothesis else np.inf)
     t_floor = _lowest_temperature(j.get("T_eff"), data.temperature_K) if metal else None
     grid, bias_map = build_grid(data.bias, gamma_min=max(GAMMA_FLOOR, min(floors)),
                                 width_min=max(WIDTH_FLOOR, width_min),
                                 kT_max=K_B * t_reach, v_peak_max=v_peak_max, offset_max=abs(offset_max),
-                                kT_min=None if t_floor is None else K_B * t_floor)
+                                kT_min=None if t_floor is None else K_B * t_floor, window=window)
+    if law is not None:
+        params = law(grid, params)
     mu = pm.Deterministic(nm("mu"), predict(grid, bias_map, data.bias, params), dims=nm("bias_mV"))
     # --- correlated discrepancy (physics.md §3, misspecification; discrepancy.py): a GP adds to the mean, an AR(1)
     # is marginalised in the likelihood below

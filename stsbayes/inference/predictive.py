@@ -9,6 +9,7 @@ predicts best. They answer "which predicts the data better", not "which is more 
 import warnings
 
 import numpy as np
+import xarray as xr
 from arviz_stats import compare, loo
 
 from ..errors import InputError
@@ -16,7 +17,26 @@ from ..errors import InputError
 OBSERVED = "y"
 
 
+def _joined(tree, var_name):
+    """A joint fit's pointwise terms (``<label>:y`` per spectrum) as one variable ``var_name`` over all points:
+    leaving one point out of a series is leaving it out of its spectrum."""
+    if "log_likelihood" not in tree.children or var_name in tree["log_likelihood"]:
+        return tree
+    ds = tree["log_likelihood"].to_dataset()
+    parts = [ds[v] for v in ds.data_vars if v.endswith(f":{var_name}")]
+    if not parts:
+        return tree
+    values = np.concatenate([np.asarray(p.transpose("chain", "draw", ...)).reshape(p.sizes["chain"],
+                                                                                 p.sizes["draw"], -1)
+                             for p in parts], axis=-1)
+    joined = xr.Dataset({var_name: (("chain", "draw", "point"), values)},
+                        coords={"chain": ds.chain, "draw": ds.draw})
+    groups = {"posterior": tree["posterior"].to_dataset(), "log_likelihood": joined}
+    return xr.DataTree.from_dict({k: xr.DataTree(v) for k, v in groups.items()})
+
+
 def _loo(name, tree, var_name):
+    tree = _joined(tree, var_name)
     if "log_likelihood" not in tree.children or var_name not in tree["log_likelihood"]:
         raise InputError(f"the posterior of {name!r} has no log_likelihood/{var_name}: sample it with the "
                          "pointwise log likelihood stored (e.g. pm.compute_log_likelihood)")

@@ -55,11 +55,13 @@ def predict(grid, bias_map, bias, params):
     return observe(bias_map(g), bias, g_n=params.get("g_n", 1.0), b0=params.get("b0", 0.0), b1=params.get("b1", 0.0))
 
 
-def build_grid(bias, *, gamma_min, width_min, kT_max, v_peak_max, offset_max, kT_min=None):
+def build_grid(bias, *, gamma_min, width_min, kT_max, v_peak_max, offset_max, kT_min=None, window=None):
     """Grid and bias map for data at ``bias`` (mV) and a prior support described by the extremes given
-    (``kT_min`` only for a metal tip, see :func:`choose_step`)."""
+    (``kT_min`` only for a metal tip, see :func:`choose_step`); ``window`` (mV) widens the grid to serve
+    |V| <= window beyond the data."""
     bias = np.asarray(bias, dtype=float)
-    grid = EnergyGrid.for_window(float(np.max(np.abs(bias))), step=choose_step(gamma_min, width_min, kT_min),
+    reach = max(float(np.max(np.abs(bias))), float(window or 0.0))
+    grid = EnergyGrid.for_window(reach, step=choose_step(gamma_min, width_min, kT_min),
                                  kT_max=kT_max, v_peak_max=v_peak_max, offset_max=offset_max)
     return grid, BiasMap.build(grid, bias)
 

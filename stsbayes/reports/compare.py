@@ -287,20 +287,72 @@ def _bound_panels(trees):
     return panels
 
 
-def write_compare_report(result, out_dir):
-    """Write ``out_dir/report.html`` and ``out_dir/figures/compare_*.png`` for a :class:`CompareResult`."""
-    out = Path(out_dir)
+PROBABILITY_CAPTION = ("Left: posterior model probabilities under the stated prior odds, with 90 % intervals from "
+                       "the ln Z errors. Right: ln Z from SMC and from bridge sampling relative to their combination, "
+                       "per hypothesis (its combined ln Z below the name); the two estimators must agree within 3 "
+                       "combined standard errors.")
+
+
+def evidence_sections(summary, trees, g_unit, add_probability_figure, warning, contested):
+    """The report's evidence part, shared by compare and series: model probabilities (the figure goes through
+    ``add_probability_figure(fig)``), hypotheses and Bayes-factor tables, prior sensitivity (``contested`` names
+    what was halved and doubled), and each hypothesis's parameters and diagnostics. Returns HTML pieces."""
+    sections = ["<h2>Model probabilities and evidence</h2>"]
+    add_probability_figure(plot_probabilities(summary, warning=warning))
+    sections.append(_hypothesis_rows(summary))
+    sections.append("<p class=\"note\">Pairwise log Bayes factors (A_vs_B = ln Z_A − ln Z_B):</p>")
+    sections.append(_bayes_factor_rows(summary))
+    sections.append(f"<h2>Prior sensitivity</h2><p>ln Z with {esc(contested)} halved and doubled, by importance "
+                    "reweighting of the NUTS draws (or a re-run at that prior where reweighting is unreliable); "
+                    "Pareto k̂ &gt; 0.7 means the reweighting is unreliable (highlighted).</p>")
+    sections.append(_sensitivity_rows(summary))
+    for h, s in summary["hypotheses"].items():
+        sections.append(f"<h2>Hypothesis {esc(h)}: parameters and diagnostics</h2>")
+        diag = s.get("diagnostics") or {}
+        sections.append(_parameter_table(s, g_unit, diag.get("chains_in_different_modes") or []))
+        sections.append(_diagnostics_table(diag, _group(trees[h], "sample_stats") if h in trees else None))
+    return sections
+
+
+def meta_table(summary, out, first=()):
+    """The run's facts (hypotheses, prior odds, sampler, evidence settings, seed, time, result files) as a table;
+    ``first``: (name, value) rows put before them."""
+    s = summary.get("sampler") or {}
+    rows = [*first, ("hypotheses", ", ".join(summary["hypotheses"])),
+            ("prior odds", ", ".join(f"{k} {fmt(v)}" for k, v in (summary.get("prior_odds") or {}).items())),
+            ("sampler", f"{s.get('name')}: {s.get('chains')} chains × {s.get('draws')} draws after {s.get('tune')} "
+                        "tuning steps"),
+            ("evidence", "; ".join(f"{k}: {v}" for k, v in (s.get("evidence") or {}).items())),
+            ("seed", summary.get("seed")),
+            ("time", f"{fmt((summary.get('timing_s') or {}).get('total'), 3)} s")]
+    html = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows)
+    links = [n for n in ["summary.json"] + [f"posterior_{h}.nc" for h in summary["hypotheses"]]
+             if (out / n).is_file()]
+    if links:
+        html += "<tr><th>files</th><td>" + ", ".join(f'<a href="{esc(f)}">{esc(f)}</a>' for f in links) + "</td></tr>"
+    return f'<table class="meta">{html}</table>'
+
+
+def report_setup(summary, out):
+    """The figure folder (created), the not-converged warning, a seeded generator and the conductance unit and axis
+    label of a compare or series report."""
     out.mkdir(parents=True, exist_ok=True)
     figdir = out / FIGURE_DIR
     figdir.mkdir(exist_ok=True)
-    summary, trees = result.summary(), result.trees
     d = summary.get("diagnostics") or {}
     warning = None if d.get("converged", False) else "NOT CONVERGED: " + ", ".join(d.get("unconverged") or [])
     seed = summary.get("seed")
     rng = np.random.default_rng(seed if isinstance(seed, int) and seed >= 0 else 0)
     units = (summary.get("input") or {}).get("units") or ""
     g_unit = DATA_UNITS.get(units, units)
-    ylabel = f"dI/dV ({g_unit})" if g_unit else "dI/dV"
+    return figdir, warning, rng, g_unit, f"dI/dV ({g_unit})" if g_unit else "dI/dV"
+
+
+def write_compare_report(result, out_dir):
+    """Write ``out_dir/report.html`` and ``out_dir/figures/compare_*.png`` for a :class:`CompareResult`."""
+    out = Path(out_dir)
+    summary, trees = result.summary(), result.trees
+    figdir, warning, rng, g_unit, ylabel = report_setup(summary, out)
     sections = []
 
     def add_figure(name, fig, caption, alt):
@@ -338,42 +390,14 @@ def write_compare_report(result, out_dir):
                    "Posterior draws of the bound-state energies eps, half widths, and electron (u2) and hole (v2) "
                    "weights under each hypothesis (meV). mzm pins eps[0] at 0 and splits its weight equally.",
                    "bound-state posteriors per hypothesis")
-    sections.append("<h2>Model probabilities and evidence</h2>")
-    add_figure("compare_probabilities.png", plot_probabilities(summary, warning=warning),
-               "Left: posterior model probabilities under the stated prior odds, with 90 % intervals from the ln Z "
-               "errors. Right: ln Z from SMC and from bridge sampling relative to their combination, per hypothesis "
-               "(its combined ln Z below the name); the two estimators must agree within 3 combined standard "
-               "errors.", "model probabilities and ln Z")
-    sections.append(_hypothesis_rows(summary))
-    sections.append("<p class=\"note\">Pairwise log Bayes factors (A_vs_B = ln Z_A − ln Z_B):</p>")
-    sections.append(_bayes_factor_rows(summary))
-    sections.append("<h2>Prior sensitivity</h2><p>ln Z with every bound-state prior width halved and doubled, "
-                    "by importance reweighting of the NUTS draws; Pareto k̂ &gt; 0.7 means the reweighting is "
-                    "unreliable (highlighted).</p>")
-    sections.append(_sensitivity_rows(summary))
-    for h, s in summary["hypotheses"].items():
-        sections.append(f"<h2>Hypothesis {esc(h)}: parameters and diagnostics</h2>")
-        diag = s.get("diagnostics") or {}
-        sections.append(_parameter_table(s, g_unit, diag.get("chains_in_different_modes") or []))
-        sections.append(_diagnostics_table(diag, _group(trees[h], "sample_stats") if h in trees else None))
+    sections += evidence_sections(summary, trees, g_unit, lambda fig: add_figure(
+        "compare_probabilities.png", fig, PROBABILITY_CAPTION, "model probabilities and ln Z"), warning,
+        "every bound-state prior width")
 
     title = f"stsbayes compare: {(summary.get('input') or {}).get('file') or 'spectrum'}"
     if warning:
         title += " — NOT CONVERGED"
-    links = [n for n in ["summary.json"] + [f"posterior_{h}.nc" for h in summary["hypotheses"]]
-             if (out / n).is_file()]
-    s = summary.get("sampler") or {}
-    meta = [("hypotheses", ", ".join(summary["hypotheses"])),
-            ("prior odds", ", ".join(f"{k} {fmt(v)}" for k, v in (summary.get("prior_odds") or {}).items())),
-            ("sampler", f"{s.get('name')}: {s.get('chains')} chains × {s.get('draws')} draws after {s.get('tune')} "
-                        "tuning steps"),
-            ("evidence", "; ".join(f"{k}: {v}" for k, v in (s.get("evidence") or {}).items())),
-            ("seed", summary.get("seed")),
-            ("time", f"{fmt((summary.get('timing_s') or {}).get('total'), 3)} s")]
-    rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in meta)
-    if links:
-        rows += "<tr><th>files</th><td>" + ", ".join(f'<a href="{esc(f)}">{esc(f)}</a>' for f in links) + "</td></tr>"
-    body = [f"<h1>{esc(title)}</h1>", _banner(summary), f'<table class="meta">{rows}</table>',
+    body = [f"<h1>{esc(title)}</h1>", _banner(summary), meta_table(summary, out),
             "<h2>Verdicts</h2>", _sentences(summary["verdicts"]), _verdict_rows(summary["verdicts"]),
             f"<p>{esc(summary.get('statement', ''))}</p>", "<h2>How to read this report</h2>", HOW_TO_READ,
             *sections]
@@ -383,6 +407,6 @@ def write_compare_report(result, out_dir):
 
 
 def render_compare_from_dir(result_dir):
-    """Reload a compare directory and rewrite its report; returns the report's path."""
+    """Reload a compare (or series) directory and rewrite its report; returns the report's path."""
     from ..comparison import load_compare
-    return write_compare_report(load_compare(result_dir), Path(result_dir))
+    return load_compare(result_dir).report(Path(result_dir))

@@ -24,8 +24,13 @@ from ..inference.tip import KS_ADEQUATE, to_physical  # noqa: E402
 
 UNITS = {"delta_tip": "meV", "gamma_tip": "meV", "T_eff": "K", "delta": "meV", "gamma": "meV", "weight": "",
          "floor": "", "modulation_rms": "mV", "bias_offset": "mV", "b1": "1/mV", "sigma_scale": "", "nu": "",
-         "eps": "meV", "width": "meV", "u2": "meV", "v2": "meV"}
-CONDUCTANCE = ("g_n", "b0", "sigma")  # in the data's units
+         "eps": "meV", "width": "meV", "u2": "meV", "v2": "meV",
+         # series laws (inference/series.py)
+         "eps0": "meV", "width0": "meV", "eps_j": "meV", "width_j": "meV", "eps_d": "meV", "width_d": "meV",
+         "mu_eps": "meV", "tau_eps": "meV", "u2_d": "meV", "v2_d": "meV", "w": "meV", "w_d": "meV",
+         "alpha": "meV/µS", "kappa": "meV/µS", "beta": "meV/T", "gamma_field": "meV/T", "g_eff": "",
+         "mu_width": "ln meV", "tau_width": ""}
+CONDUCTANCE = ("g_n", "b0", "sigma", "g_n_j")  # in the data's units
 DATA_UNITS = {"uS": "µS", "normalised": "normalised", "arb": "arb. units"}
 
 
@@ -263,7 +268,13 @@ def _diagnostics_table(diag, sample_stats):
     converged = bool(diag.get("converged", False))
     rows.append(row("converged", "yes" if converged else "no", converged, "all gates pass"))
     ppc = diag.get("ppc") or {}
-    if ppc:
+    if ppc and "by_spectrum" in ppc:  # a joint fit: one check per spectrum
+        for label, check in ppc["by_spectrum"].items():
+            lag1, p = check.get("residual_lag1_autocorr"), check.get("pit_ks_pvalue")
+            rows.append(row(f"{label}: lag-1 r, PIT p", f"{fmt(lag1, 3)}, {fmt(p, 3)}", bool(check.get("passed")),
+                            "passes both"))
+        rows.append(row("predictive checks passed", "yes" if ppc["passed"] else "no", bool(ppc["passed"])))
+    elif ppc:
         lag1, limit = ppc.get("residual_lag1_autocorr"), ppc.get("residual_lag1_limit")
         ok = None if lag1 is None or limit is None else abs(lag1) < limit
         rows.append(row("residual lag-1 autocorrelation", fmt(lag1, 3), ok,

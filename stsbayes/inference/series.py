@@ -1,0 +1,372 @@
+"""Joint models over a set of spectra of one defect, or of many defects (physics.md §5, issue 6).
+
+Three series, each with a zero-energy hypothesis ``mzm`` and an offset-energy one ``ysr``:
+
+* ``gn`` — one defect at tip heights set by (I_set,j, V_set): metallic tip, conductances in µS. The normal-state
+  conductance G_n,j of every spectrum follows from its setpoint, I_set,j = ∫_0^{V_set} y_j(V) dV with y_j before the
+  lock-in (metal tip: ∫_0^{V_set} g(V) dV = ∫ N(E) [f(E − V_set) − f(E)] dE, one sum over the energy grid).
+  ``ysr``: one pair at the signed energy s_j = eps0 + alpha·G_set,j (G_set = I_set / V_set), so eps_j = |s_j| and the
+  weights swap where s_j changes sign (a pair at −|s| with u² and v² exchanged is the same line pair);
+  y_j = G_n,j g_j(V), G_n,j linear in I_set,j. eps0 >= 0 removes the exact mirror (eps0, alpha, u², v²) ->
+  (−eps0, −alpha, v², u²). ``mzm``: y_j = G_n,j g_bg + G0 Γ_j²/(V² + Γ_j²) ⊗ thermal ⊗ lock-in with Γ_j = kappa G_n,j;
+  the G0 term does not scale with G_n,j, so G_n,j is the root of I_set,j = G_n,j A + G0 B(kappa G_n,j), solved by
+  Newton steps inside the graph (A and B are sums over the grid; the root is increasing and concave in G_n, so
+  Newton from the upper bound I/A converges monotonically after its first step).
+* ``field`` — one defect at fields B_j (metal tip: a Pb tip is normal at 2-5 T). ``mzm`` (inert): eps = 0, width
+  and weight independent of B. ``ysr`` (responsive): eps(B) = eps0 + ½ g_eff μ_B B (eps0, g_eff >= 0),
+  width(B) = width0 + beta B (beta >= 0), weights u², v² conserved. In both the background gap broadening may grow
+  with field, gamma_j = gamma + gamma_field B_j.
+* ``defects`` — D defects of one type, one spectrum each. ``ysr``: eps_d from a population truncated at 0,
+  N(mu_eps, tau_eps) restricted to eps >= 0, written non-centred (eps_d = mu − tau Φ⁻¹(Φ(−z_d) Φ(mu/tau)), z_d ~
+  N(0, 1): exactly that truncated normal, without the funnel of a centred hierarchy); ``mzm``: every eps_d = 0.
+  In both, log(width_d − 0.002) ~ N(mu_width, tau_width) and each defect has its own weights.
+
+Shared by all spectra of a series: T_eff, the tip, the background gaps (delta, gamma, weight, floor) and the bias
+offset; each spectrum has its own noise and linear background (and g_n unless the setpoint fixes it).
+
+Default priors of the laws (``PRIORS``; the contested ones, whose widths the prior-sensitivity check halves and
+doubles, are listed per series and hypothesis in ``CONTESTED``):
+
+- eps0: HalfNormal(0.2 meV), as a single pair's eps in ``compare``; alpha: Normal(0, 0.05 meV/µS) — the paper's
+  eps runs 0.01-0.25 meV over G_set 0.3-17 µS (alpha ~ 0.015 meV/µS);
+- kappa: LogNormal(log 0.005 meV/µS, 1.5) — Γ of 0.002-0.1 meV over G_n of 0.3-20 µS;
+- g_eff: HalfNormal(2) (reaching 0: an inert state is inside the prior); beta: HalfNormal(0.02 meV/T); gamma_field:
+  HalfNormal(0.01 meV/T);
+- mu_eps: HalfNormal(0.2 meV); tau_eps: HalfNormal(0.1 meV); mu_width: Normal(log 0.02, 1); tau_width:
+  HalfNormal(0.5);
+- widths and weights as the single-spectrum hypotheses (``hypotheses.py``).
+"""
+
+import numpy as np
+import pymc as pm
+import pytensor
+import pytensor.tensor as pt
+from scipy import stats
+
+from ..errors import InputError
+from ..models.dos import cell_mean, sample_dos
+from ..models.junction import fermi
+from ..models.constants import K_B
+from ..models.spec import load_spec
+from . import hypotheses as H
+from . import priors as P
+from .model import SHARED, ModelInfo, _spectrum_block, _tip_block
+
+KINDS = ("gn", "field", "defects")
+SERIES_HYPOTHESES = ("mzm", "ysr")
+G0_US = 77.48091729  # conductance quantum 2e²/h in µS
+MU_B = 0.05788381806  # Bohr magneton in meV/T
+NEWTON_STEPS = 8
+
+PRIORS = {
+    "eps0": ("halfnormal", {"sigma": 0.2}),
+    "alpha": ("normal", {"mu": 0.0, "sigma": 0.05}),
+    "kappa": ("lognormal", {"mu": float(np.log(0.005)), "sigma": 1.5}),
+    "width_excess": ("lognormal", H.WIDTH_PRIOR),
+    "u2": ("lognormal", H.WEIGHT_PRIOR),
+    "v2": ("lognormal", H.WEIGHT_PRIOR),
+    "w": ("lognormal", H.MZM_WEIGHT_PRIOR),
+    "g_eff": ("halfnormal", {"sigma": 2.0}),
+    "beta": ("halfnormal", {"sigma": 0.02}),
+    "mu_eps": ("halfnormal", {"sigma": 0.2}),
+    "tau_eps": ("halfnormal", {"sigma": 0.1}),
+    "mu_width": ("normal", {"mu": float(np.log(0.02)), "sigma": 1.0}),
+    "tau_width": ("halfnormal", {"sigma": 0.5}),
+}
+GAMMA_FIELD_SIGMA = 0.01  # meV/T
+CONTESTED = {
+    ("gn", "ysr"): ("eps0", "alpha", "width_excess", "u2", "v2"),
+    ("gn", "mzm"): ("kappa",),
+    ("field", "ysr"): ("eps0", "g_eff", "width_excess", "beta", "u2", "v2"),
+    ("field", "mzm"): ("width_excess", "w"),
+    ("defects", "ysr"): ("mu_eps", "tau_eps", "mu_width", "tau_width", "u2", "v2"),
+    ("defects", "mzm"): ("mu_width", "tau_width", "w"),
+}
+# canonical parameter names reported per series (architecture.md) besides the per-spectrum ones
+REPORTED = {
+    ("gn", "ysr"): ["eps0", "alpha", "width", "u2", "v2", "eps_j", "g_n_j"],
+    ("gn", "mzm"): ["kappa", "width_j", "g_n_j"],
+    ("field", "ysr"): ["eps0", "g_eff", "width0", "beta", "u2", "v2", "eps_j", "width_j", "gamma_field"],
+    ("field", "mzm"): ["width", "w", "gamma_field"],
+    ("defects", "ysr"): ["mu_eps", "tau_eps", "mu_width", "tau_width", "eps_d", "width_d", "u2_d", "v2_d"],
+    ("defects", "mzm"): ["mu_width", "tau_width", "width_d", "w_d"],
+}
+CONDITION_KEYS = {"gn": ("setpoint_current_nA", "setpoint_bias_mV"), "field": ("field_T",), "defects": ("defect",)}
+
+
+def _scaled(key, factor):
+    dist, params = PRIORS[key]
+    return dist, {k: (v * factor if k == "sigma" else v) for k, v in params.items()}
+
+
+def contested_rv(name, key, factor, **kwargs):
+    """A contested prior (``PRIORS[key]``) with its width times ``factor``, as the PyMC variable ``name``."""
+    dist, p = _scaled(key, factor)
+    if dist == "halfnormal":
+        return pm.HalfNormal(name, sigma=p["sigma"], **kwargs)
+    if dist == "normal":
+        return pm.Normal(name, mu=p["mu"], sigma=p["sigma"], **kwargs)
+    return pm.LogNormal(name, mu=p["mu"], sigma=p["sigma"], **kwargs)
+
+
+def log_prior_of(posterior, kind, hypothesis, factor=1.0):
+    """Log prior density of the contested parameters at each posterior draw (flattened chain × draw), every width
+    times ``factor``: what importance reweighting to a halved or doubled prior needs (``comparison.py``)."""
+    total = 0.0
+    for key in CONTESTED[(kind, hypothesis)]:
+        if key not in posterior:
+            raise InputError(f"the {kind} {hypothesis} posterior lacks {key}: was it fitted by `stsbayes series`?")
+        x = np.asarray(posterior[key].transpose("chain", "draw", ...).values, float)
+        x = x.reshape(x.shape[0] * x.shape[1], -1)
+        dist, p = _scaled(key, factor)
+        if dist == "halfnormal":
+            lp = stats.halfnorm.logpdf(x, scale=p["sigma"])
+        elif dist == "normal":
+            lp = stats.norm.logpdf(x, loc=p["mu"], scale=p["sigma"])
+        else:
+            lp = stats.lognorm.logpdf(x, s=p["sigma"], scale=np.exp(p["mu"]))
+        total = total + lp.sum(axis=-1)
+    return total
+
+
+# ----------------------------------------------------------------------------------------------- setpoint laws
+
+
+def setpoint_window(energies, v_set, T_eff):
+    """w(E) = f(E − V_set) − f(E): a metal tip's ∫_0^{V_set} g(V) dV = ∫ N(E) w(E) dE (µS·mV = nA when N is in µS)."""
+    kT = K_B * T_eff
+    return fermi(energies - v_set, kT) - fermi(energies, kT)
+
+
+def setpoint_integral(grid, n_s, v_set, T_eff):
+    """∫_0^{V_set} of the (pre-lock-in) conductance of a metal tip over a DOS ``n_s`` on the grid's energies."""
+    return grid.step * pt.sum(n_s * setpoint_window(grid.energies, v_set, T_eff))
+
+
+def lorentz_sum(grid, width, v_set, T_eff):
+    """B(Γ) = ∫_0^{V_set} [Γ²/(E² + Γ²)] ⊗ thermal dV on the grid (cell means, as the forward model's DOS)."""
+    line = cell_mean(grid.energies, lambda e: width * pt.arctan(e / width), lambda e: width**2 / (e**2 + width**2))
+    return grid.step * pt.sum(line * setpoint_window(grid.energies, v_set, T_eff))
+
+
+def mzm_normal_conductance(grid, n_bg, i_set, v_set, T_eff, kappa):
+    """G_n (µS) of the gn ``mzm`` law: the root of I_set = G_n A + G0 B(kappa G_n), Newton steps in the graph."""
+    a = setpoint_integral(grid, n_bg, v_set, T_eff)
+    g = i_set / a  # an upper bound (B >= 0)
+    for _ in range(NEWTON_STEPS):
+        f = g * a + G0_US * lorentz_sum(grid, kappa * g, v_set, T_eff) - i_set
+        g = g - f / pytensor.grad(f, g)
+    return g
+
+
+def mzm_states(width, g_n):
+    """The gn ``mzm`` excess G0 Γ²/(E² + Γ²) as a bound state of the normalised DOS (u² = v² = π G0 Γ / (2 G_n))."""
+    half = np.pi * G0_US * width / (2.0 * g_n)
+    return {"eps": pt.zeros(1), "width": pt.stack([width]), "u2": pt.stack([half]), "v2": pt.stack([half])}
+
+
+# ----------------------------------------------------------------------------------------------- conditions
+
+
+def check_conditions(kind, conditions, n):
+    """The per-spectrum covariates of a series as float arrays (defect labels as strings), checked."""
+    if kind not in KINDS:
+        raise InputError(f"unknown series {kind!r}: choose gn, field or defects")
+    out = {}
+    for key in CONDITION_KEYS[kind]:
+        values = conditions.get(key) if isinstance(conditions, dict) else None
+        if values is None or len(values) != n:
+            raise InputError(f"a {kind} series needs {key} for each of its {n} spectra (a manifest column)")
+        if key == "defect":
+            out[key] = [str(v) for v in values]
+            continue
+        arr = np.asarray(values, float)
+        if not np.all(np.isfinite(arr)):
+            raise InputError(f"{key} holds a missing or non-numeric value: give a number for every spectrum")
+        out[key] = arr
+    if kind == "gn":
+        i, v = out["setpoint_current_nA"], out["setpoint_bias_mV"]
+        if np.any(v == 0) or np.any(np.sign(i) != np.sign(v)) or np.any(i == 0):
+            raise InputError("every gn setpoint needs a nonzero bias and a current of the same sign (I_set, V_set): "
+                             "check the manifest's setpoint_current_nA and setpoint_bias_mV")
+        out["G_set"] = i / v
+    if kind == "field" and np.any(out["field_T"] < 0):
+        raise InputError("field_T must be >= 0 T (the field's magnitude)")
+    if kind == "defects" and len(set(out["defect"])) != n:
+        raise InputError("every spectrum of a defects series needs its own defect name")
+    if n < 2:
+        raise InputError(f"a series needs at least two spectra, got {n}")
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- the model
+
+
+def labels_for(n):
+    return [f"s{j}" for j in range(n)]
+
+
+def build_series_model(kind, hypothesis, datas, conditions, spec=None, *, tip_density=None, metal_tip=True,
+                       prior_scale=1.0):
+    """The PyMC model of a series (``kind``) under ``hypothesis`` (mzm or ysr); returns (model, ModelInfo).
+
+    ``datas``: FitData, one per spectrum (gn: in µS); ``conditions``: per-spectrum covariates
+    (:data:`CONDITION_KEYS`); ``spec`` the background and its priors (bound states are the law's).
+    """
+    if hypothesis not in SERIES_HYPOTHESES:
+        raise InputError(f"series compare mzm and ysr; {hypothesis!r} is not one of them")
+    spec = load_spec(spec if spec is not None else {})
+    if spec.bound_states:
+        raise InputError("a series spec gives the background only: its bound states come from the hypotheses")
+    n = len(datas)
+    cond = check_conditions(kind, conditions, n)
+    metal = tip_density is None
+    if not metal and kind != "defects":
+        raise InputError(f"a {kind} series needs a metallic tip (physics.md §5): give --metal-tip")
+    if not metal_tip and tip_density is None:
+        raise InputError("a series needs --metal-tip, or --tip DIR from calibrate-tip (defects only)")
+    if kind == "gn" and any(d.units != "uS" for d in datas):
+        raise InputError("a gn series needs absolute conductances in µS (the G0 plateau is tested): load the files "
+                         "without --normalize, with a calibrated lock-in channel")
+    s = spec.sample
+    n_gaps = len(s["delta"]) if isinstance(s.get("delta"), list) else 0
+    if n_gaps == 0:
+        P.gaps("delta", None)  # raises the explanatory error
+    baths = {d.temperature_K for d in datas if d.temperature_K is not None}
+    if len(baths) > 1:
+        raise InputError(f"the spectra give different bath temperatures {sorted(baths)} K: give one --temperature")
+    t_bath = baths.pop() if baths else None
+    labels = labels_for(n)
+    coords = {"gap": np.arange(n_gaps), "spectrum": labels}
+    for data, label in zip(datas, labels):
+        coords[f"{label}:bias_mV"] = data.bias
+    f = H.check_prior_scale(prior_scale)
+    fixed = {}
+    window = float(np.max(np.abs(cond["setpoint_bias_mV"]))) if kind == "gn" else None
+    with pm.Model(coords=coords) as model:
+        shared, t_reach, tip_floor = _tip_block(spec, metal, tip_density, None, t_bath)
+        shared["delta"] = P.gaps("delta", s.get("delta"))
+        gamma = P.broadening("gamma", s.get("gamma"), shape=n_gaps,
+                             ridge=False if metal else pt.as_tensor_variable(shared["gamma_tip"]))
+        shared["weight"] = P.weights("weight", s.get("weight"), n_gaps)
+        shared["floor"] = P.scalar("floor", s.get("floor"), lambda: pt.as_tensor_variable(0.0))
+        shared["bias_offset"] = P.scalar("bias_offset", spec.junction.get("bias_offset"),
+                                         lambda: pm.Normal("bias_offset", 0.0, P.OFFSET_SIGMA))
+        own, laws = _laws(kind, hypothesis, cond, n, f, shared, gamma)
+        grids = []
+        for j, (data, label) in enumerate(zip(datas, labels)):
+            grids.append(_spectrum_block(data, spec, label, {**shared, **own[j]}, t_reach, tip_floor, n_gaps, [],
+                                         None, False, None, fixed, metal, law=laws[j], window=window,
+                                         width_min=H.WIDTH_FLOOR_SHIFT))
+        if "g_n_j" not in model.named_vars:
+            pm.Deterministic("g_n_j", pt.stack([model[f"{x}:g_n"] for x in labels]), dims="spectrum")
+    present = {v.name for v in model.free_RVs + model.deterministics}
+    wanted = [x for x in SHARED + ("delta", "gamma", "weight", "floor", "bias_offset") if x in present]
+    wanted += [x for x in REPORTED[(kind, hypothesis)] + ["g_n_j"] if x in present and x not in wanted]
+    for label in labels:
+        wanted += [f"{label}:{x}" for x in ("sigma", "b0", "b1", "sigma_scale", "nu") if f"{label}:{x}" in present]
+    scan = {"eps0": H.EPS_SCAN} if hypothesis == "ysr" and kind in ("gn", "field") else (
+        {"mu_eps": H.EPS_SCAN} if hypothesis == "ysr" else None)
+    info = ModelInfo(grid=grids[0], parameters=wanted, fixed=fixed, metal_tip=metal, labels=labels, grids=grids,
+                     scan=scan)
+    return model, info
+
+
+def _laws(kind, hypothesis, cond, n, f, shared, gamma):
+    """Inside the model: the law's shared variables; returns (per-spectrum parameter dicts, per-spectrum law
+    callables or None) for ``_spectrum_block``."""
+    own = [{"gamma": gamma} for _ in range(n)]
+    laws = [None] * n
+    width_of = lambda name: pm.Deterministic(name, H.WIDTH_FLOOR_SHIFT + contested_rv(  # noqa: E731
+        "width_excess", "width_excess", f))
+    if kind == "gn":
+        i_set, v_set, g_set = cond["setpoint_current_nA"], cond["setpoint_bias_mV"], cond["G_set"]
+        if hypothesis == "ysr":
+            eps0, alpha = contested_rv("eps0", "eps0", f), contested_rv("alpha", "alpha", f)
+            width = width_of("width")
+            u2, v2 = contested_rv("u2", "u2", f), contested_rv("v2", "v2", f)
+            signed = eps0 + alpha * pt.as_tensor_variable(g_set)
+            pm.Deterministic("eps_j", pt.abs(signed), dims="spectrum")
+            g_ns = []
+
+            def ysr_law(j):
+                def law(grid, params):
+                    states = {"eps": pt.stack([signed[j]]), "width": pt.stack([width]), "u2": pt.stack([u2]),
+                              "v2": pt.stack([v2])}
+                    dos = sample_dos(grid.energies, params["delta"], params["gamma"], params["weight"],
+                                     params["floor"], cells=True, **states)
+                    g_n = i_set[j] / setpoint_integral(grid, dos, v_set[j], params["T_eff"])
+                    g_ns.append(g_n)
+                    if len(g_ns) == n:
+                        pm.Deterministic("g_n_j", pt.stack(g_ns), dims="spectrum")
+                    return {**params, **states, "g_n": g_n}
+                return law
+            laws = [ysr_law(j) for j in range(n)]
+        else:
+            kappa = contested_rv("kappa", "kappa", f)
+            g_ns, widths = [], []
+
+            def mzm_law(j):
+                def law(grid, params):
+                    bg = sample_dos(grid.energies, params["delta"], params["gamma"], params["weight"],
+                                    params["floor"], cells=True)
+                    g_n = mzm_normal_conductance(grid, bg, i_set[j], v_set[j], params["T_eff"], kappa)
+                    width = kappa * g_n
+                    g_ns.append(g_n)
+                    widths.append(width)
+                    if len(g_ns) == n:
+                        pm.Deterministic("g_n_j", pt.stack(g_ns), dims="spectrum")
+                        pm.Deterministic("width_j", pt.stack(widths), dims="spectrum")
+                    return {**params, **mzm_states(width, g_n), "g_n": g_n}
+                return law
+            laws = [mzm_law(j) for j in range(n)]
+    elif kind == "field":
+        field = pt.as_tensor_variable(cond["field_T"])
+        gamma_field = pm.HalfNormal("gamma_field", sigma=GAMMA_FIELD_SIGMA)
+        for j in range(n):
+            own[j]["gamma"] = gamma + gamma_field * field[j]
+        if hypothesis == "ysr":
+            eps0, g_eff = contested_rv("eps0", "eps0", f), contested_rv("g_eff", "g_eff", f)
+            width0 = width_of("width0")
+            beta = contested_rv("beta", "beta", f)
+            u2, v2 = contested_rv("u2", "u2", f), contested_rv("v2", "v2", f)
+            eps = pm.Deterministic("eps_j", eps0 + 0.5 * g_eff * MU_B * field, dims="spectrum")
+            width = pm.Deterministic("width_j", width0 + beta * field, dims="spectrum")
+            for j in range(n):
+                own[j].update(eps=pt.stack([eps[j]]), width=pt.stack([width[j]]), u2=pt.stack([u2]),
+                              v2=pt.stack([v2]))
+        else:
+            width = width_of("width")
+            total = contested_rv("w", "w", f)
+            for j in range(n):
+                own[j].update(eps=pt.zeros(1), width=pt.stack([width]), u2=pt.stack([0.5 * total]),
+                              v2=pt.stack([0.5 * total]))
+    else:  # defects
+        mu_w, tau_w = contested_rv("mu_width", "mu_width", f), contested_rv("tau_width", "tau_width", f)
+        z_w = pm.Normal("z_width", 0.0, 1.0, dims="spectrum")
+        width = pm.Deterministic("width_d", H.WIDTH_FLOOR_SHIFT + pt.exp(mu_w + tau_w * z_w), dims="spectrum")
+        if hypothesis == "ysr":
+            mu_e, tau_e = contested_rv("mu_eps", "mu_eps", f), contested_rv("tau_eps", "tau_eps", f)
+            z_e = pm.Normal("z_eps", 0.0, 1.0, dims="spectrum")
+            eps = pm.Deterministic("eps_d", truncated_population(mu_e, tau_e, z_e), dims="spectrum")
+            u2 = contested_rv("u2", "u2", f, dims="spectrum")
+            v2 = contested_rv("v2", "v2", f, dims="spectrum")
+            pm.Deterministic("u2_d", u2, dims="spectrum")
+            pm.Deterministic("v2_d", v2, dims="spectrum")
+            for j in range(n):
+                own[j].update(eps=pt.stack([eps[j]]), width=pt.stack([width[j]]), u2=pt.stack([u2[j]]),
+                              v2=pt.stack([v2[j]]))
+        else:
+            total = contested_rv("w", "w", f, dims="spectrum")
+            pm.Deterministic("w_d", total, dims="spectrum")
+            for j in range(n):
+                own[j].update(eps=pt.zeros(1), width=pt.stack([width[j]]), u2=pt.stack([0.5 * total[j]]),
+                              v2=pt.stack([0.5 * total[j]]))
+    return own, laws
+
+
+def truncated_population(mu, tau, z):
+    """eps = mu − tau Φ⁻¹(Φ(−z) Φ(mu/tau)): for z ~ N(0, 1), exactly N(mu, tau) truncated to eps >= 0."""
+    upper = 0.5 * pt.erfc(-mu / (tau * np.sqrt(2.0)))  # Φ(mu/tau)
+    tail = 0.5 * pt.erfc(z / np.sqrt(2.0))  # Φ(−z)
+    return mu + tau * np.sqrt(2.0) * pt.erfcinv(2.0 * tail * upper)
