@@ -310,6 +310,9 @@ SERIES_EPILOG = """the three series (physics.md section 5), each mzm (zero energ
            fixed); ysr responsive: eps(B) = eps0 + g_eff mu_B B / 2, width(B) = width0 + beta B, weight kept.
   defects  one spectrum per defect; column defect (a name). mzm: every eps_d = 0; ysr: eps_d from a
            population N(mu_eps, tau_eps) truncated at 0. Widths come from a population in both.
+  field and defects may add the columns setpoint_current_nA and setpoint_bias_mV (metal tip, uS): each G_n
+  then follows from its setpoint as in gn. Without them G_n is fitted per spectrum, and a window that stays
+  inside the gap leaves it trading against the bound-state weights: include the coherence peaks, or the setpoints.
   Shared by all spectra: T_eff, the tip, the background gaps (from --spec) and the bias offset; each spectrum
   has its own noise. Verdicts, caps and exit codes as `stsbayes compare --help` explains (mzm_vs_ysr2 is null).
 

@@ -1,7 +1,8 @@
 """Evidence across spectra (physics.md §5, issue 6): ``stsbayes series {gn,field,defects}``.
 
 A series is a set of spectra read from a manifest (one row per spectrum: ``file`` relative to the manifest, and
-``setpoint_current_nA`` + ``setpoint_bias_mV`` for gn, ``field_T`` for field, ``defect`` for defects). Each
+``setpoint_current_nA`` + ``setpoint_bias_mV`` for gn, ``field_T`` for field, ``defect`` for defects; field and
+defects may add the two setpoint columns, which then fix each spectrum's G_n as in gn). Each
 hypothesis (``mzm``, ``ysr``) is one joint model over all spectra (``inference/series.py``), fitted with NUTS and
 compared exactly as ``compare`` compares single spectra: two evidence estimators with replicates, prior
 sensitivity of the contested law parameters, predictive checks per spectrum, the verdicts of physics.md §6
@@ -59,7 +60,8 @@ def read_manifest(kind, path, **load_options):
         raise InputError(f"{path} needs one row per spectrum and the columns {', '.join(needed)}"
                          + (f" (missing: {', '.join(missing)})" if missing else " (it has no rows)"))
     conditions = {}
-    for key in S.CONDITION_KEYS[kind]:
+    optional = [k for k in S.SETPOINT_KEYS if kind != "gn" and k in columns]
+    for key in S.CONDITION_KEYS[kind] + tuple(optional):
         values = [(r.get(key) or "").strip() for r in rows]
         if key != "defect":
             try:
@@ -182,7 +184,6 @@ def law_spectra(kind, hypothesis, truth, conditions, spec, bias):
                           "width": truth["width0"] + truth["beta"] * b, "u2": truth["u2"], "v2": truth["v2"]}
             else:
                 states = {"eps": 0.0, "width": truth["width"], "u2": truth["w"] / 2, "v2": truth["w"] / 2}
-            g_n = truth["g_n"][i] if np.ndim(truth["g_n"]) else truth["g_n"]
         else:
             if hypothesis == "ysr":
                 states = {"eps": truth["eps_d"][i], "width": truth["width_d"][i], "u2": truth["u2_d"][i],
@@ -190,7 +191,11 @@ def law_spectra(kind, hypothesis, truth, conditions, spec, bias):
             else:
                 states = {"eps": 0.0, "width": truth["width_d"][i], "u2": truth["w_d"][i] / 2,
                           "v2": truth["w_d"][i] / 2}
-            g_n = truth["g_n"][i] if np.ndim(truth["g_n"]) else truth["g_n"]
+        if kind != "gn" and "setpoint_current_nA" in cond:  # the setpoints fix G_n (truth g_n is not used)
+            g_n = _linear_g_n(cond, i, s, sample["gamma"], j, states, bias)
+        elif kind != "gn":
+            g_n = truth.get("g_n", 1.0)
+            g_n = g_n[i] if np.ndim(g_n) else g_n
         sample["bound_states"] = [{k: float(v) for k, v in states.items()}]
         junction["g_n"] = float(g_n)
         out.append({"tip": {"kind": "metal"}, "sample": sample, "junction": junction,
@@ -198,25 +203,38 @@ def law_spectra(kind, hypothesis, truth, conditions, spec, bias):
     return out
 
 
-def _gn_truth(hypothesis, truth, cond, i, s, j, bias):
-    """(bound state, G_n) of spectrum ``i`` of a gn series: the setpoint integral on a fine grid."""
-    v_set, i_set = cond["setpoint_bias_mV"][i], cond["setpoint_current_nA"][i]
+def _setpoint_grid(cond, i, s, j, bias):
+    """An energy grid reaching spectrum ``i``'s setpoint bias, fine enough for the model's accuracy."""
     t_eff = j["T_eff"]
     grid, _ = build_grid(bias, gamma_min=min(s["gamma"]), width_min=H.WIDTH_FLOOR_SHIFT, kT_max=K_B * t_eff,
                          v_peak_max=modulation_peak(j.get("modulation_rms"), j.get("modulation_peak")),
-                         offset_max=0.0, kT_min=K_B * t_eff, window=abs(v_set))
-    floor = s.get("floor", 0.0)
+                         offset_max=0.0, kT_min=K_B * t_eff, window=abs(cond["setpoint_bias_mV"][i]))
+    return grid
+
+
+def _linear_g_n(cond, i, s, gamma, j, states, bias):
+    """G_n of spectrum ``i`` when the whole spectrum scales with it: I_set / ∫_0^V_set g dV (``states`` with a
+    signed eps)."""
+    grid = _setpoint_grid(cond, i, s, j, bias)
+    dos = sample_dos(grid.energies, s["delta"], gamma, s["weight"], s.get("floor", 0.0), cells=True,
+                     **{k: [v] for k, v in states.items()})
+    integral = S.setpoint_integral(grid, dos, cond["setpoint_bias_mV"][i], j["T_eff"]).eval()
+    return float(cond["setpoint_current_nA"][i] / integral)
+
+
+def _gn_truth(hypothesis, truth, cond, i, s, j, bias):
+    """(bound state, G_n) of spectrum ``i`` of a gn series: the setpoint integral on a fine grid."""
     if hypothesis == "ysr":
         signed = truth["eps0"] + truth["alpha"] * cond["G_set"][i]
         u2, v2 = (truth["u2"], truth["v2"]) if signed >= 0 else (truth["v2"], truth["u2"])
         states = {"eps": abs(signed), "width": truth["width"], "u2": u2, "v2": v2}
-        dos = sample_dos(grid.energies, s["delta"], s["gamma"], s["weight"], floor, cells=True,
-                         eps=[signed], width=[truth["width"]], u2=[truth["u2"]], v2=[truth["v2"]])
-        g_n = float(i_set / S.setpoint_integral(grid, dos, v_set, t_eff).eval())
-        return states, g_n
-    bg = sample_dos(grid.energies, s["delta"], s["gamma"], s["weight"], floor, cells=True)
+        pair = {"eps": signed, "width": truth["width"], "u2": truth["u2"], "v2": truth["v2"]}
+        return states, _linear_g_n(cond, i, s, s["gamma"], j, pair, bias)
+    grid = _setpoint_grid(cond, i, s, j, bias)
+    bg = sample_dos(grid.energies, s["delta"], s["gamma"], s["weight"], s.get("floor", 0.0), cells=True)
     kappa = pt.as_tensor_variable(float(truth["kappa"]))
-    g_n = float(S.mzm_normal_conductance(grid, bg, i_set, v_set, t_eff, kappa).eval())
+    g_n = float(S.mzm_normal_conductance(grid, bg, cond["setpoint_current_nA"][i], cond["setpoint_bias_mV"][i],
+                                         j["T_eff"], kappa).eval())
     width = truth["kappa"] * g_n
     half = np.pi * S.G0_US * width / (2 * g_n)
     return {"eps": 0.0, "width": width, "u2": half, "v2": half}, g_n

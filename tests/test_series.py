@@ -92,6 +92,9 @@ def test_mzm_root_solves_the_setpoint_equation_and_the_excess_approaches_g0():
                           g_n=[1.0, 1.1, 0.9]), {"field_T": [0.0, 2.0, 5.0]}),
     ("defects", "ysr", dict(eps_d=[0.03, 0.05, 0.07], width_d=[0.02, 0.03, 0.025], u2_d=[0.3, 0.2, 0.25],
                             v2_d=[0.1, 0.2, 0.15], g_n=[1.0, 1.2, 0.8]), {"defect": ["a", "b", "c"]}),
+    # optional setpoints tie a field series' G_n as in gn (an in-gap window no longer trades G_n against weights)
+    ("field", "mzm", dict(width=0.03, w=0.4, gamma_field=0.004),
+     {"field_T": [0.0, 2.0, 5.0], "setpoint_current_nA": [1.0, 1.5, 2.0], "setpoint_bias_mV": [10.0] * 3}),
 ])
 def test_the_series_model_at_the_truth_is_the_simulation(kind, hypothesis, truth, conditions):
     """Every joint model's expected spectra at the law's true values reproduce simulate_series (which goes
@@ -104,7 +107,7 @@ def test_the_series_model_at_the_truth_is_the_simulation(kind, hypothesis, truth
     fix.update({f"s{j}:sigma": 0.01 for j in range(n)})
     if "width" in truth or "width0" in truth:
         fix["width_excess"] = truth.get("width", truth.get("width0")) - 0.002
-    if kind in ("field", "defects"):
+    if kind in ("field", "defects") and "setpoint_current_nA" not in conditions:
         fix.update({f"s{j}:g_n": sims[j][2] for j in range(n)})
     if kind == "defects":
         mu, tau = 0.05, 0.03
@@ -167,6 +170,11 @@ def test_conditions_are_checked():
         S.check_conditions("defects", {"defect": ["a", "a"]}, 2)
     with pytest.raises(InputError, match=">= 0"):
         S.check_conditions("field", {"field_T": [0.0, -1.0]}, 2)
+    with pytest.raises(InputError, match="both setpoint"):
+        S.check_conditions("field", {"field_T": [0.0, 1.0], "setpoint_current_nA": [1.0, 1.0]}, 2)
+    tied = S.check_conditions("defects", {"defect": ["a", "b"], "setpoint_current_nA": [1.0, 2.0],
+                                          "setpoint_bias_mV": [10.0, 10.0]}, 2)
+    np.testing.assert_allclose(tied["G_set"], [0.1, 0.2])
 
 
 def _write_series(tmp_path, sims, rows, header):
@@ -189,6 +197,11 @@ def test_manifest_reads_files_and_covariates(tmp_path):
     np.testing.assert_allclose(datas[1].y, sims[1][0], rtol=0, atol=1e-8)
     with pytest.raises(InputError, match="setpoint_current_nA"):
         read_manifest("gn", manifest)
+    # optional setpoint columns of a field series are read (they then fix each spectrum's G_n)
+    manifest = _write_series(tmp_path, sims, ["0,1.0,10", "2,1.5,10", "5,2.0,10"],
+                             "file,field_T,setpoint_current_nA,setpoint_bias_mV")
+    _, conditions, _ = read_manifest("field", manifest)
+    assert conditions["setpoint_current_nA"] == [1.0, 1.5, 2.0] and conditions["setpoint_bias_mV"] == [10.0] * 3
 
 
 @pytest.mark.parametrize("extra,rows,header,message", [

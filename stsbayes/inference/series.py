@@ -22,7 +22,10 @@ Three series, each with a zero-energy hypothesis ``mzm`` and an offset-energy on
   In both, log(width_d − 0.002) ~ N(mu_width, tau_width) and each defect has its own weights.
 
 Shared by all spectra of a series: T_eff, the tip, the background gaps (delta, gamma, weight, floor) and the bias
-offset; each spectrum has its own noise and linear background (and g_n unless the setpoint fixes it).
+offset; each spectrum has its own noise and linear background, and its own g_n unless a setpoint fixes it (gn
+always; field and defects when the manifest gives setpoints: G_n = I_set / ∫_0^V_set g dV, the spectrum scaling
+with G_n). Without setpoints a window inside the gap leaves g_n trading against the bound-state weights (only the
+small in-gap background tells them apart), which NUTS cannot sample well: include the coherence peaks.
 
 Default priors of the laws (``PRIORS``; the contested ones, whose widths the prior-sensitivity check halves and
 doubles, are listed per series and hypothesis in ``CONTESTED``):
@@ -92,6 +95,7 @@ REPORTED = {
     ("defects", "mzm"): ["mu_width", "tau_width", "width_d", "w_d"],
 }
 CONDITION_KEYS = {"gn": ("setpoint_current_nA", "setpoint_bias_mV"), "field": ("field_T",), "defects": ("defect",)}
+SETPOINT_KEYS = ("setpoint_current_nA", "setpoint_bias_mV")  # optional for field and defects: they then fix G_n
 
 
 def _scaled(key, factor):
@@ -184,10 +188,17 @@ def check_conditions(kind, conditions, n):
         if not np.all(np.isfinite(arr)):
             raise InputError(f"{key} holds a missing or non-numeric value: give a number for every spectrum")
         out[key] = arr
-    if kind == "gn":
+    given = [k for k in SETPOINT_KEYS if isinstance(conditions, dict) and conditions.get(k) is not None]
+    if kind != "gn" and given:  # optional: with both, each spectrum's G_n follows from its setpoint as in gn
+        if len(given) == 1 or any(len(conditions[k]) != n for k in given):
+            raise InputError("give both setpoint_current_nA and setpoint_bias_mV for every spectrum, or neither")
+        for k in given:
+            out[k] = np.asarray(conditions[k], float)
+    if "setpoint_current_nA" in out:
         i, v = out["setpoint_current_nA"], out["setpoint_bias_mV"]
-        if np.any(v == 0) or np.any(np.sign(i) != np.sign(v)) or np.any(i == 0):
-            raise InputError("every gn setpoint needs a nonzero bias and a current of the same sign (I_set, V_set): "
+        if not (np.all(np.isfinite(i)) and np.all(np.isfinite(v))) or np.any(v == 0) or np.any(
+                np.sign(i) != np.sign(v)) or np.any(i == 0):
+            raise InputError("every setpoint needs a nonzero bias and a current of the same sign (I_set, V_set): "
                              "check the manifest's setpoint_current_nA and setpoint_bias_mV")
         out["G_set"] = i / v
     if kind == "field" and np.any(out["field_T"] < 0):
@@ -225,9 +236,12 @@ def build_series_model(kind, hypothesis, datas, conditions, spec=None, *, tip_de
         raise InputError(f"a {kind} series needs a metallic tip (physics.md §5): give --metal-tip")
     if not metal_tip and tip_density is None:
         raise InputError("a series needs --metal-tip, or --tip DIR from calibrate-tip (defects only)")
-    if kind == "gn" and any(d.units != "uS" for d in datas):
-        raise InputError("a gn series needs absolute conductances in µS (the G0 plateau is tested): load the files "
+    tied = "setpoint_current_nA" in cond
+    if tied and any(d.units != "uS" for d in datas):
+        raise InputError("spectra tied to their setpoints need absolute conductances in µS: load the files "
                          "without --normalize, with a calibrated lock-in channel")
+    if tied and not metal:
+        raise InputError("setpoints tie G_n through a metal tip's current; with --tip drop the setpoint columns")
     s = spec.sample
     n_gaps = len(s["delta"]) if isinstance(s.get("delta"), list) else 0
     if n_gaps == 0:
@@ -242,7 +256,7 @@ def build_series_model(kind, hypothesis, datas, conditions, spec=None, *, tip_de
         coords[f"{label}:bias_mV"] = data.bias
     f = H.check_prior_scale(prior_scale)
     fixed = {}
-    window = float(np.max(np.abs(cond["setpoint_bias_mV"]))) if kind == "gn" else None
+    window = float(np.max(np.abs(cond["setpoint_bias_mV"]))) if tied else None
     with pm.Model(coords=coords) as model:
         shared, t_reach, tip_floor = _tip_block(spec, metal, tip_density, None, t_bath)
         shared["delta"] = P.gaps("delta", s.get("delta"))
@@ -287,21 +301,9 @@ def _laws(kind, hypothesis, cond, n, f, shared, gamma):
             u2, v2 = contested_rv("u2", "u2", f), contested_rv("v2", "v2", f)
             signed = eps0 + alpha * pt.as_tensor_variable(g_set)
             pm.Deterministic("eps_j", pt.abs(signed), dims="spectrum")
-            g_ns = []
-
-            def ysr_law(j):
-                def law(grid, params):
-                    states = {"eps": pt.stack([signed[j]]), "width": pt.stack([width]), "u2": pt.stack([u2]),
-                              "v2": pt.stack([v2])}
-                    dos = sample_dos(grid.energies, params["delta"], params["gamma"], params["weight"],
-                                     params["floor"], cells=True, **states)
-                    g_n = i_set[j] / setpoint_integral(grid, dos, v_set[j], params["T_eff"])
-                    g_ns.append(g_n)
-                    if len(g_ns) == n:
-                        pm.Deterministic("g_n_j", pt.stack(g_ns), dims="spectrum")
-                    return {**params, **states, "g_n": g_n}
-                return law
-            laws = [ysr_law(j) for j in range(n)]
+            for j in range(n):
+                own[j].update(eps=pt.stack([signed[j]]), width=pt.stack([width]), u2=pt.stack([u2]),
+                              v2=pt.stack([v2]))
         else:
             kappa = contested_rv("kappa", "kappa", f)
             g_ns, widths = [], []
@@ -362,7 +364,28 @@ def _laws(kind, hypothesis, cond, n, f, shared, gamma):
             for j in range(n):
                 own[j].update(eps=pt.zeros(1), width=pt.stack([width[j]]), u2=pt.stack([0.5 * total[j]]),
                               v2=pt.stack([0.5 * total[j]]))
+    if "setpoint_current_nA" in cond and laws[0] is None:  # the pair's G_n scales the whole spectrum: linear
+        laws = linear_setpoint_laws(cond["setpoint_current_nA"], cond["setpoint_bias_mV"])
     return own, laws
+
+
+def linear_setpoint_laws(i_set, v_set):
+    """Laws giving each spectrum G_n = I_set / ∫_0^V_set g dV of its normalised DOS (bound states included), and
+    the vector ``g_n_j`` once all are built (inside the model)."""
+    g_ns = []
+
+    def law_for(j):
+        def law(grid, params):
+            states = {k: params[k] for k in ("eps", "width", "u2", "v2")}
+            dos = sample_dos(grid.energies, params["delta"], params["gamma"], params["weight"], params["floor"],
+                             cells=True, **states)
+            g_n = i_set[j] / setpoint_integral(grid, dos, v_set[j], params["T_eff"])
+            g_ns.append(g_n)
+            if len(g_ns) == len(i_set):
+                pm.Deterministic("g_n_j", pt.stack(g_ns), dims="spectrum")
+            return {**params, "g_n": g_n}
+        return law
+    return [law_for(j) for j in range(len(i_set))]
 
 
 def truncated_population(mu, tau, z):
