@@ -217,7 +217,9 @@ verdict scale, on the conservative value |ln B| - 2 err:
 
 caps: a verdict is capped at "positive" (capped_by in summary.json says why) when
   estimators   SMC and bridge disagree by more than 3 combined standard errors (an evidence is not trusted),
-  ppc          a posterior predictive check failed (a misfit inflates ln B for the most flexible hypothesis),
+  ppc          the favoured side failed its posterior predictive check (a misfit inflates ln B for the most
+               flexible hypothesis); a failed check of the disfavoured side is the data speaking against it and
+               does not cap,
   convergence  a fit failed its gates (any divergence, R-hat > 1.01, bulk ESS < 400),
   prior        the halved/doubled priors weaken it, or their evidence is unknown: reweighting the draws was
                unreliable (Pareto k > 0.7) and the fit re-run at that prior did not converge (or was skipped
@@ -292,11 +294,12 @@ def _finish_comparison(result, out, name):
     state = "converged" if d["converged"] else "NOT CONVERGED (" + ", ".join(d["unconverged"]) + ")"
     print(f"{name}: {state}; results in {out} (report: {report})")
     print(summary["statement"])
-    for key, label in (("ppc_failed", "posterior predictive check failed"),
-                       ("estimators_disagree", "evidence estimators disagree")):
+    for key, label, consequence in (
+            ("ppc_failed", "posterior predictive check failed",
+             "a verdict that favours it is capped at positive"),
+            ("estimators_disagree", "evidence estimators disagree", "verdicts involving it are capped at positive")):
         if d.get(key):
-            print(f"warning: {label} for {', '.join(d[key])}: verdicts involving it are capped at positive",
-                  file=sys.stderr)
+            print(f"warning: {label} for {', '.join(d[key])}: {consequence}", file=sys.stderr)
     return result.exit_code
 
 

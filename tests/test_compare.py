@@ -190,6 +190,27 @@ def test_quality_caps_and_exit_code():
     assert CompareResult(summarise(make_runs(LOG_Z)), {}).exit_code == 0
 
 
+def test_only_the_favoured_side_failing_its_predictive_check_caps():
+    # the losing mzm failing its check is the data speaking against it: no cap, but said
+    s = summarise(make_runs(LOG_Z, ppc_failed=("mzm",)))
+    for question in ("zero_vs_offset", "mzm_vs_ysr2"):
+        block = s["verdicts"][question]
+        assert block["strength"] == "very strong" and block["capped_by"] is None
+        assert block["ppc_failed_disfavoured"] == ["mzm"]
+    assert "mzm also fails its predictive check" in s["statement"]
+    # an offset hypothesis with a negligible share of the class (ysr: e^-14 of ysr2) does not cap it either
+    s = summarise(make_runs({"mzm": -120.0, "ysr": -120.0, "ysr2": -106.0}, ppc_failed=("ysr",)))
+    assert s["verdicts"]["zero_vs_offset"]["capped_by"] is None
+    # the favoured side failing caps: zero favoured, mzm fails; a failing ysr2 on the losing side does not
+    s = summarise(make_runs({"mzm": -100.0, "ysr": -110.0, "ysr2": -109.0}, ppc_failed=("mzm",)))
+    assert s["verdicts"]["zero_vs_offset"]["favoured"] == "zero"
+    assert s["verdicts"]["zero_vs_offset"]["strength"] == "positive"
+    assert s["verdicts"]["zero_vs_offset"]["capped_by"] == ["ppc"]
+    s = summarise(make_runs({"mzm": -100.0, "ysr": -110.0, "ysr2": -109.0}, ppc_failed=("ysr2",)))
+    assert s["verdicts"]["mzm_vs_ysr2"]["capped_by"] is None
+    assert s["verdicts"]["zero_vs_offset"]["ppc_failed_disfavoured"] == ["ysr2"]
+
+
 def test_unreliable_prior_reweighting_caps_with_reason_prior():
     s = summarise(make_runs(LOG_Z, rerun=("ysr2",)))
     pair = s["verdicts"]["mzm_vs_ysr2"]
@@ -526,6 +547,7 @@ def test_a_two_ysr_pairs_with_a_pb_tip_favour_offset(must_show_a):
     _assert_trustworthy(must_show_a)
     zero = must_show_a.summary()["verdicts"]["zero_vs_offset"]
     assert zero["favoured"] == "offset" and abs(zero["ln_bf"]) - 2 * zero["err"] >= 3, zero
+    assert zero["strength"] in ("strong", "very strong"), zero  # no cap took it away
 
 
 @pytest.mark.slow
@@ -534,6 +556,7 @@ def test_b_a_zero_energy_state_with_a_pb_tip_favours_zero(pb_tip):
     _assert_trustworthy(result)
     zero = result.summary()["verdicts"]["zero_vs_offset"]
     assert zero["favoured"] == "zero" and abs(zero["ln_bf"]) - 2 * zero["err"] >= 1, zero
+    assert zero["strength"] != "inconclusive", zero
 
 
 def _signed_offset_ln_bf(summary):

@@ -8,6 +8,7 @@ import pytest
 
 from stsbayes.cli import main
 from stsbayes.inference import FitData
+from stsbayes.inference.verdicts import STRENGTHS, strength
 from stsbayes.series import series, simulate_series
 from test_series import BACKGROUND, FIT_BACKGROUND, SMALL_BIAS, _datas, _write_series
 
@@ -132,20 +133,25 @@ def _full_series(kind, truth_h, truth, conditions, background, seed, temperature
     return s
 
 
+def _assert_decides(summary, expect, margin):
+    """The verdict favours ``expect`` by |ln B| − 2 err >= margin, and no cap took the strength that implies away."""
+    zero, _ = _verdict(summary)
+    assert zero["favoured"] == expect and zero["ln_bf"] - 2 * zero["err"] >= margin, zero
+    assert STRENGTHS.index(zero["strength"]) >= STRENGTHS.index(strength(margin, 0.0)), zero
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("truth_h,truth,expect,margin", [("ysr", GN_YSR, "offset", 3), ("mzm", GN_MZM, "zero", 1)])
 def test_must_show_gn_series(truth_h, truth, expect, margin):
     s = _full_series("gn", truth_h, truth, PAPER_GN, BACKGROUND, 61, 0.4, ("rms", 0.07))
-    zero, _ = _verdict(s)
-    assert zero["favoured"] == expect and zero["ln_bf"] - 2 * zero["err"] >= margin, zero
+    _assert_decides(s, expect, margin)
 
 
 @pytest.mark.slow
 def test_must_show_field_series_responsive():
     truth = dict(eps0=0.0, g_eff=0.0, width0=0.02, beta=0.03, u2=0.2, v2=0.2, gamma_field=0.002, g_n=1.0)
     s = _full_series("field", "ysr", truth, FIELD, FIELD_BACKGROUND, 71, 0.3, ("peak", 0.1))
-    zero, _ = _verdict(s)
-    assert zero["favoured"] == "offset" and zero["ln_bf"] - 2 * zero["err"] >= 3, zero
+    _assert_decides(s, "offset", 3)
 
 
 @pytest.mark.slow
@@ -161,8 +167,7 @@ def test_must_show_eleven_defects_offset():
     truth = dict(eps_d=DEFECT_EPS, width_d=DEFECT_WIDTHS, u2_d=list(rng.uniform(0.15, 0.35, 11)),
                  v2_d=list(rng.uniform(0.08, 0.25, 11)), g_n=list(rng.uniform(0.8, 1.2, 11)))
     s = _full_series("defects", "ysr", truth, DEFECTS, FIELD_BACKGROUND, 91, 0.3, ("peak", 0.1))
-    zero, _ = _verdict(s)
-    assert zero["favoured"] == "offset" and zero["ln_bf"] - 2 * zero["err"] >= 3, zero
+    _assert_decides(s, "offset", 3)
 
 
 @pytest.mark.slow

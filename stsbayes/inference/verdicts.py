@@ -187,6 +187,23 @@ def _involved(question, names):
     return [ZERO] + [h for h in OFFSET if h in names]
 
 
+def _favoured_hypotheses(question, favoured, log_z, prior_odds):
+    """The hypotheses a verdict rests on, whose predictive checks must pass for it to be trusted.
+
+    A failed check of the *disfavoured* side is what the data say against it, not a misfit of the verdict's model:
+    only the favoured side's checks cap (physics.md §3: a small systematic misfit hands the most flexible hypothesis
+    a "very strong" verdict, so it is the winner whose adequacy matters). For the offset class these are the offset
+    hypotheses that carry at least 1 % of the class's posterior weight.
+    """
+    if question == "mzm_vs_ysr2" or favoured == "zero":
+        return [favoured if question == "mzm_vs_ysr2" else ZERO]
+    offset = [h for h in OFFSET if h in log_z]
+    odds = _odds(offset, prior_odds)
+    log_terms = np.array([math.log(odds[h]) + log_z[h][0] for h in offset])
+    weights = np.exp(log_terms - logsumexp(log_terms))
+    return [h for h, w in zip(offset, weights) if w >= 0.01]
+
+
 def _failed(flags, involved):
     """Whether any involved hypothesis has a False flag (None means not checked, which does not cap)."""
     if flags is None:
@@ -204,12 +221,15 @@ def verdict(question, log_z, *, errs=None, prior_odds=None, halved=None, doubled
     hypothesis with the contested bound-state prior widths halved / doubled (``(value, err)`` pairs or objects
     with .value/.err such as :func:`prior_reweighting`'s results; plain floats count as exact); None leaves
     ``prior_sensitivity`` null (not assessed). ``estimators_agree``, ``ppc_passed`` and ``converged`` are a bool or
-    a dict per hypothesis; a False for any hypothesis entering the question caps the strength at "positive".
+    a dict per hypothesis. A False estimator agreement or convergence for any hypothesis entering the question caps
+    the strength at "positive"; a failed predictive check caps it only on the favoured side (see
+    :func:`_favoured_hypotheses`), and one on the disfavoured side is listed in ``ppc_failed_disfavoured``.
 
     ``ln_bf`` ≥ 0 counts for ``favoured``; the ``prior_sensitivity`` ln_bf and strength count for the same side,
     so a reversal shows as a negative ln_bf and "inconclusive". ``capped_by`` lists "prior" when the halved or
     doubled prior weakened the strength, and every failed quality condition ("estimators", "ppc", "convergence")
-    — whether or not it lowered this particular verdict, because each one is a reason not to trust it.
+    — whether or not it lowered this particular verdict, because each one is a reason not to trust it (for "ppc"
+    only the favoured side's checks count).
 
     ``prior_unreliable`` (a bool or a dict per hypothesis) marks hypotheses whose halved/doubled evidences could
     not be trusted (reweighting with Pareto k̂ > 0.7 and no re-run): the prior sensitivity of a verdict involving
@@ -253,10 +273,14 @@ def verdict(question, log_z, *, errs=None, prior_odds=None, halved=None, doubled
         if "prior" not in capped_by:
             capped_by.append("prior")
         final = weakest(final, CAP_STRENGTH)
+    favoured_side = _favoured_hypotheses(question, favoured, log_z, prior_odds)
     for reason, flags in zip(QUALITY_CAPS, (estimators_agree, ppc_passed, converged)):
-        if _failed(flags, involved):
+        if _failed(flags, favoured_side if reason == "ppc" else involved):
             capped_by.append(reason)
             final = weakest(final, CAP_STRENGTH)
+    rejected = [h for h in involved if h not in favoured_side and _failed(ppc_passed, [h])]
+    if rejected:
+        block["ppc_failed_disfavoured"] = rejected
     block["strength"] = final
     block["capped_by"] = capped_by or None
     return block
@@ -342,6 +366,11 @@ def _sentence(question, block):
     if quality:
         binding = STRENGTHS.index(_uncapped_strength(block)) > STRENGTHS.index(CAP_STRENGTH)
         details.append(f"{'capped at ' + CAP_STRENGTH + ' by' if binding else 'caution:'} {_words(quality)}")
+    rejected = block.get("ppc_failed_disfavoured")
+    if rejected and block["strength"] != STRENGTHS[0]:
+        one = len(rejected) == 1
+        details.append(f"{_words(rejected)} also fail{'s' if one else ''} {'its' if one else 'their'} predictive "
+                       "check")
     ln_b = f"ln B = {_number(block['ln_bf'])} ± {_number(block['err'])}"
     if block["strength"] == STRENGTHS[0]:
         lead = f"The data do not decide between {favoured} and {other}: {ln_b} in favour of {favoured}"

@@ -239,8 +239,9 @@ def _banner(summary):
                      "every verdict that uses them, must not be quoted. Re-run with more tuning and draws.</div>")
     if d.get("ppc_failed"):
         parts.append('<div class="banner-warn"><strong>Posterior predictive check failed</strong> for '
-                     f"{esc(', '.join(d['ppc_failed']))}: the model misses structure in these data, so verdicts "
-                     "involving it are capped at positive.</div>")
+                     f"{esc(', '.join(d['ppc_failed']))}: the model misses structure in these data, so a verdict "
+                     "that favours it is capped at positive (a failed check of the disfavoured side counts "
+                     "against it and caps nothing).</div>")
     if d.get("estimators_disagree"):
         parts.append('<div class="banner-warn"><strong>Evidence estimators disagree</strong> for '
                      f"{esc(', '.join(d['estimators_disagree']))} (beyond 3 combined standard errors): verdicts "
