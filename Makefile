@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 OUT ?= demo-output
 
-.PHONY: env demo test test-slow bench bench-calibration clean
+.PHONY: env demo demo-all test test-slow bench bench-calibration clean
 
 env: $(STAMP)
 
@@ -16,8 +16,14 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	@touch $(STAMP)
 
+# the main line of the study (tip calibration, then the ZECP's origin) on the bundled data, reduced sampling sizes;
+# resumable (a finished step is kept: delete $(OUT) to start over)
 demo: $(STAMP)
-	$(PY) -m stsbayes.demo --out $(OUT)
+	$(PY) studies/paper.py --pass demo --out $(OUT)
+
+# every step of the study at the issue's sizes (hours on 2 cores; resumable)
+demo-all: $(STAMP)
+	$(PY) studies/paper.py --pass full --out studies/results
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadfile -q

@@ -44,6 +44,15 @@ def _add_simulate(sub):
     p.add_argument("--seed", type=int, default=None, help="random seed for the noise")
     p.add_argument("--format", choices=["csv", "nanonis"], default="csv", help="output format (default csv)")
     p.add_argument("--out", required=True, help="output file")
+    g = p.add_argument_group("Nanonis header (--format nanonis): what the microscope would record")
+    g.add_argument("--temperature", type=float, metavar="K",
+                   help="bath temperature written as T=<mK>mK (default junction.T_eff; readers take it as the lower "
+                        "bound of the T_eff prior, so a bath below T_eff keeps the truth inside it)")
+    g.add_argument("--setpoint-bias", type=float, metavar="MV",
+                   help="setpoint bias in mV (default the bias of largest |V|)")
+    g.add_argument("--setpoint-current", type=float, metavar="NA",
+                   help="setpoint current in nA (default the written current at the setpoint bias; needed when the "
+                        "setpoint bias lies outside the sweep)")
     p.set_defaults(func=run_simulate)
 
 
@@ -57,6 +66,14 @@ def run_simulate(args):
         raise InputError(f"--bias-stop ({args.bias_stop} mV) must be above --bias-start ({args.bias_start} mV)")
     if args.noise is not None and not args.noise >= 0:
         raise InputError(f"--noise {args.noise} must be a non-negative standard deviation")
+    header = (args.temperature, args.setpoint_bias, args.setpoint_current)
+    if args.format != "nanonis" and any(x is not None for x in header):
+        raise InputError("--temperature, --setpoint-bias and --setpoint-current go into a Nanonis header: "
+                         "add --format nanonis")
+    if args.temperature is not None and not args.temperature > 0:
+        raise InputError(f"--temperature {args.temperature} must be a positive bath temperature in K")
+    if args.setpoint_current is not None and args.setpoint_bias is None:
+        raise InputError("--setpoint-current needs --setpoint-bias: give the bias the current was set at")
     spec = load_spec(args.spec)
     bias = np.linspace(args.bias_start, args.bias_stop, args.points)
     didv = simulate(spec, bias, noise=args.noise, seed=args.seed)
@@ -67,7 +84,9 @@ def run_simulate(args):
         j = spec.junction
         modulation = ({"kind": "rms", "value_mV": j["modulation_rms"]} if "modulation_rms" in j
                       else {"kind": "peak", "value_mV": j["modulation_peak"]})
-        write_nanonis_dat(args.out, bias, didv, units=units, temperature_K=j["T_eff"], modulation=modulation,
+        temperature = j["T_eff"] if args.temperature is None else args.temperature
+        write_nanonis_dat(args.out, bias, didv, units=units, temperature_K=temperature, modulation=modulation,
+                          setpoint_bias_mV=args.setpoint_bias, setpoint_current_nA=args.setpoint_current,
                           comment=f"simulated by stsbayes from {args.spec}")
     print(f"wrote {args.out} ({args.points} points, {units})")
     return 0

@@ -47,8 +47,33 @@ def test_nanonis_output_round_trips_through_load(tmp_path):
     assert spectrum.metadata["modulation"]["value_mV"] == pytest.approx(0.014)
 
 
+def test_nanonis_header_records_the_bath_and_a_setpoint_outside_the_sweep(tmp_path):
+    """A G_N-series spectrum: set at 7 mV / 11.4 nA, swept over ±1 mV at an 80 mK bath (T_eff 0.3 K in the spec)."""
+    out = tmp_path / "gn.dat"
+    assert main(["simulate", str(PB), "--bias-start", "-1", "--bias-stop", "1", "--points", "21", "--temperature",
+                 "0.08", "--setpoint-bias", "7", "--setpoint-current", "11.4", "--format", "nanonis",
+                 "--out", str(out)]) == 0
+    meta = stsbayes.load(out).metadata
+    assert meta["temperature_K"] == pytest.approx(0.08)
+    assert meta["setpoint_bias_mV"] == pytest.approx(7.0) and meta["setpoint_current_nA"] == pytest.approx(11.4)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--setpoint-bias", "7"], "outside the sweep"),  # its current cannot come from the data
+    (["--setpoint-bias", "-2", "--setpoint-current", "3"], "sign of the setpoint bias"),
+    (["--setpoint-current", "3"], "needs --setpoint-bias"),
+    (["--temperature", "0"], "positive bath temperature"),
+])
+def test_bad_nanonis_header_options_exit_2_and_write_nothing(tmp_path, capsys, args, message):
+    out = tmp_path / "x.dat"
+    assert main(["simulate", str(PB), "--bias-start", "-4", "--bias-stop", "4", "--points", "41", "--format",
+                 "nanonis", "--out", str(out), *args]) == 2
+    assert message in capsys.readouterr().err and not out.exists()
+
+
 @pytest.mark.parametrize("args,message", [
     (["--points", "1"], "too few"),
+    (["--temperature", "0.08"], "add --format nanonis"),
     (["--bias-start", "3", "--bias-stop", "-3"], "must be above"),
     (["--noise", "-1"], "non-negative"),
     (["--format", "xml"], "invalid choice"),

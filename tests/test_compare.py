@@ -26,6 +26,7 @@ from stsbayes.errors import InputError
 from stsbayes.inference import hypotheses as H
 from stsbayes.inference.evidence import Evidence, bridge_sampling, combine, smc_evidence
 from stsbayes.inference.verdicts import Reweighted
+from stsbayes.reports import check_report_assets
 from stsbayes.results import FitResult
 
 from test_fit_cli import toml
@@ -318,11 +319,13 @@ def test_save_reload_and_report(fake_result, tmp_path):
     assert "(positive; best offset hypothesis ysr2; capped at positive by an unconverged run)" in html
     assert "<b>mzm_vs_ysr2</b>: The data favour ysr2 over mzm: ln B = 14.0 ± 0.1 (very strong)" in html
     assert not list(out.glob(".*.tmp"))
+    assert check_report_assets(report) == []
     # `stsbayes report DIR` rebuilds a compare directory's report too
     (out / "report.html").unlink()
     from stsbayes.cli import main
     assert main(["report", str(out)]) == 0
     assert "zero_vs_offset" in (out / "report.html").read_text()
+    assert check_report_assets(out / "report.html") == []
 
 
 def test_save_writes_nothing_when_a_file_fails(fake_result, tmp_path, monkeypatch):
@@ -487,6 +490,7 @@ def test_reduced_compare_end_to_end(tmp_path):
     assert abs(eps["mean"] - 0.15) < 4 * eps["sd"] + 0.01
     html = (out / "report.html").read_text()
     assert "compare_zoom.png" in html and "zero_vs_offset" in html
+    assert check_report_assets(out / "report.html") == []
 
 
 # ---------------------------------------------------------------------------------------------- must-shows (slow)

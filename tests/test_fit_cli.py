@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from stsbayes.cli import main
+from stsbayes.reports import check_report_assets
 from stsbayes.results import load_result
 
 PB = {"tip": {"kind": "dynes", "delta": 1.37, "gamma": 0.005},
@@ -72,6 +73,7 @@ def test_calibration_contract(calibration):
     np.testing.assert_allclose(sums.mean(axis=(0, 1)), [2.63, 2.78], atol=3e-3)
     assert abs(p["delta_tip"]["mean"] - 1.37) < 3 * p["delta_tip"]["sd"] + 0.01
     assert (out / "report.html").exists() and (out / "posterior.nc").exists()
+    assert check_report_assets(out / "report.html") == []
 
 
 def test_calibration_reloads_with_its_tip_density(calibration):

@@ -9,6 +9,7 @@ import stsbayes
 from stsbayes.errors import InputError
 from stsbayes.inference import FitData
 from stsbayes.models import simulate
+from stsbayes.reports import check_report_assets
 
 NIS = {"tip": {"kind": "metal"}, "sample": {"delta": [3.0], "gamma": [0.05], "weight": [1.0]},
        "junction": {"T_eff": 0.5, "modulation_rms": 0.05}}
@@ -59,6 +60,7 @@ def test_joint_result_saves_reloads_and_reports(joint, tmp_path):
     report = joint.report(tmp_path)
     assert (tmp_path / "figures" / "fit_on.png").exists() and (tmp_path / "figures" / "fit_off.png").exists()
     assert "Spectrum off" in report.read_text()
+    assert check_report_assets(report) == []
 
 
 def test_joint_fit_input_errors():

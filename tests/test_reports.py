@@ -13,7 +13,7 @@ from stsbayes.diagnostics.gates import parameter_table, summarize
 from stsbayes.errors import InputError
 from stsbayes.inference.priors import RIDGE_SCALE
 from stsbayes.inference.tip import SPACE
-from stsbayes.reports import figures, render_from_dir, write_report
+from stsbayes.reports import check_report_assets, figures, render_from_dir, write_report
 from stsbayes.results import FitResult
 
 CHAINS, DRAWS, POINTS = 2, 50, 60
@@ -152,6 +152,7 @@ def check_files(report):
             assert np.ptp(img) > 0, f"{ref} is blank"
     leftovers = [p.name for p in report.parent.rglob(".*.tmp")]
     assert not leftovers, f"temporary files left behind: {leftovers}"
+    assert check_report_assets(report) == []
     return html
 
 
@@ -261,6 +262,55 @@ def test_render_from_dir_after_save(unconverged_report):
 def test_render_from_dir_refuses_a_folder_without_a_result(tmp_path):
     with pytest.raises(InputError, match="posterior.nc"):
         render_from_dir(tmp_path)
+
+
+def _png(path, size=(4, 3)):
+    from PIL import Image
+    Image.new("RGB", size, (200, 30, 30)).save(path)
+    return path.read_bytes()
+
+
+def test_report_assets_checker_catches_missing_corrupt_and_broken_links(tmp_path):
+    """A missing image, a corrupt and a truncated PNG, a broken link, a bad inlined PNG and a broken link inside a
+    linked page are each one problem; web addresses, anchors and good files are none."""
+    import base64
+    (tmp_path / "figures").mkdir()
+    good = _png(tmp_path / "figures" / "good.png")
+    (tmp_path / "figures" / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"not really a png" * 4)
+    (tmp_path / "figures" / "truncated.png").write_bytes(good[: len(good) // 2])
+    (tmp_path / "figures" / "ok.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg" width="1" height="1"/>')
+    (tmp_path / "summary.json").write_text("{}")
+    step = tmp_path / "step"
+    step.mkdir()
+    (step / "report.html").write_text('<a href="../summary.json">up</a><img src="figures/gone.png">')
+    inline = base64.b64encode(good).decode()
+    (tmp_path / "index.html").write_text(f"""<!DOCTYPE html><html><head>
+        <link rel="stylesheet" href="https://example.org/x.css"></head><body>
+        <a href="#top">top</a> <a href="mailto:someone@example.org">mail</a> <a href="summary.json">summary</a>
+        <a href="figures/good.png"><img src="figures/good.png" alt=""></a> <img src="figures/ok.svg">
+        <img src="data:image/png;base64,{inline}"> <img src="data:image/png;base64,{inline[:41]}">
+        <img src="figures/missing.png"> <img src="figures/corrupt.png"> <img src="figures/truncated.png">
+        <a href="posterior.nc">posterior</a> <a href="step/report.html#top">step</a>
+        <a href="index.html">this page again</a> <img src="file:///tmp/elsewhere.png"></body></html>""")
+    problems = check_report_assets(tmp_path / "index.html")
+    expected = ["figures/missing.png", "figures/corrupt.png", "figures/truncated.png", "posterior.nc",
+                "step/figures/gone.png", "data:image/png", "file:///tmp/elsewhere.png"]
+    assert len(problems) == len(expected), problems
+    for text in expected:
+        assert sum(text in p for p in problems) == 1, (text, problems)
+    said = "\n".join(problems)
+    for text in ("figures/missing.png, which does not exist", "corrupt.png does not decode",
+                 "truncated.png does not decode", "step/report.html: <img", "not valid base64",
+                 "breaks when the report's folder is moved"):
+        assert text in said, (text, problems)
+    assert check_report_assets(tmp_path / "absent.html") == ["absent.html does not exist"]
+    (tmp_path / "figures" / "missing.png").write_bytes(good)
+    (tmp_path / "figures" / "corrupt.png").write_bytes(good)
+    (tmp_path / "figures" / "truncated.png").write_bytes(good)
+    (tmp_path / "posterior.nc").write_bytes(b"")
+    (step / "figures").mkdir()
+    _png(step / "figures" / "gone.png")
+    assert len(check_report_assets(tmp_path / "index.html")) == 2  # the inlined stub and the file: address
 
 
 def test_predictive_band_covers_its_nominal_fraction():

@@ -9,6 +9,7 @@ import pytest
 from stsbayes.cli import main
 from stsbayes.inference import FitData
 from stsbayes.inference.verdicts import STRENGTHS, strength
+from stsbayes.reports import check_report_assets
 from stsbayes.series import series, simulate_series
 from test_series import BACKGROUND, FIT_BACKGROUND, SMALL_BIAS, _datas, _write_series
 
@@ -72,6 +73,7 @@ def test_reduced_gn_series_from_the_command_line(tmp_path):
     again = load_compare(out)
     assert again.summary()["series"] == summary["series"] and "eps_j" in again.trees["ysr"]["posterior"]
     assert (out / "report.html").is_file()
+    assert check_report_assets(out / "report.html") == []
 
 
 @pytest.mark.parametrize("kind,truth_h,truth,conditions,expect", [

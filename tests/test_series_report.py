@@ -21,6 +21,7 @@ from stsbayes.errors import InputError
 from stsbayes.inference import verdicts as V
 from stsbayes.inference.evidence import Evidence, combine
 from stsbayes.inference.verdicts import Reweighted
+from stsbayes.reports import check_report_assets
 from stsbayes.reports.html import esc
 from stsbayes.reports.series import peak_shape, population_band, series_block
 from stsbayes.results import FitResult
@@ -187,10 +188,12 @@ def test_series_report_from_a_saved_result(kind, tmp_path):
         assert f"Hypothesis {h}: parameters and diagnostics" in html
         assert f'href="posterior_{h}.nc"' in html
     assert not list(out.glob("**/.*.tmp"))
+    assert check_report_assets(path) == []
     # `stsbayes report DIR` rebuilds it from the directory alone
     path.unlink()
     assert main(["report", str(out)]) == 0
     assert set(_images((out / "report.html").read_text())) == set(images)
+    assert check_report_assets(out / "report.html") == []
 
 
 def test_peak_shape_measures_a_known_lorentzian():

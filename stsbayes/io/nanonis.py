@@ -253,19 +253,22 @@ def write_nanonis_dat(
     temperature_K: float | None = None,
     modulation: dict | None = None,
     setpoint_bias_mV: float | None = None,
+    setpoint_current_nA: float | None = None,
     comment: str | None = None,
 ) -> None:
     """Write a spectrum as a Nanonis bias spectroscopy ``.dat`` that :func:`stsbayes.io.load` reads back.
 
     bias_mV: sample bias (mV); didv: conductance in µS (``units="uS"``) or normalised (``units="normalised"``);
     temperature_K: bath temperature (K); modulation: ``{"kind": "rms"|"peak", "value_mV": float}``;
-    setpoint_bias_mV: defaults to the bias of largest |V|.
+    setpoint_bias_mV: defaults to the bias of largest |V|; setpoint_current_nA: defaults to the written current
+    at the setpoint bias, which needs that bias inside the sweep (a setpoint outside it, as in a G_N series recorded
+    at V_set = 7 mV over ±1 mV, must give its current).
 
     Columns: ``Bias calc (V)``; ``Current (A)``, the integral of the conductance over bias (µS × mV = nA) with
     I(0 V) = 0, normalised data integrated as if g_n were 1 nS; ``LI Demod 1 X (A)``, the conductance in A per V
     of bias (siemens; normalised data as multiples of 1 nS), the convention stated by the comment
     ``units=uS|normalised`` that the reader honours. The header holds the setpoint (``Bias>Bias (V)``,
-    ``Current>Current (A)`` interpolated from the current), ``Lock-in>Amplitude`` as the PEAK amplitude in V, and
+    ``Current>Current (A)``), ``Lock-in>Amplitude`` as the PEAK amplitude in V, and
     comments ``T=<mK>mK`` and ``Vac=<x>mVrms`` (or ``mVpk``) so the amplitude's kind survives a round trip.
     """
     bias = np.asarray(bias_mV, dtype=float)
@@ -286,7 +289,18 @@ def write_nanonis_dat(
     current_nA -= _integral_at_zero(bias[order], g_uS[order], current_nA[order])
     if setpoint_bias_mV is None:
         setpoint_bias_mV = float(bias[np.argmax(np.abs(bias))])
-    setpoint_current_nA = float(np.interp(setpoint_bias_mV, bias[order], current_nA[order]))
+    if setpoint_current_nA is None:
+        if not bias.min() <= setpoint_bias_mV <= bias.max():
+            raise InputError(
+                f"the setpoint bias {setpoint_bias_mV:g} mV lies outside the sweep ({bias.min():g} to "
+                f"{bias.max():g} mV), so its current cannot be integrated from the data: give the setpoint current"
+            )
+        setpoint_current_nA = float(np.interp(setpoint_bias_mV, bias[order], current_nA[order]))
+    elif not (math.isfinite(setpoint_current_nA) and setpoint_current_nA * setpoint_bias_mV > 0):
+        raise InputError(
+            f"the setpoint current {setpoint_current_nA:g} nA must be nonzero and of the sign of the setpoint bias "
+            f"({setpoint_bias_mV:g} mV)"
+        )
 
     comments = [
         f"written by stsbayes: LI Demod 1 X holds dI/dV in A per V of bias; units={units}"
