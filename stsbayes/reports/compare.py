@@ -315,6 +315,27 @@ def evidence_sections(summary, trees, g_unit, add_probability_figure, warning, c
     return sections
 
 
+def _evidence_settings(evidence):
+    """The evidence settings in words: 'SMC from a Student-t reference (df 4, scale 2): 200 particles × 4
+    replicates; bridge sampling: 4 replicates; prior re-runs where reweighting fails'."""
+    parts = []
+    smc = evidence.get("smc")
+    if isinstance(smc, dict):
+        ref = smc.get("reference")
+        start = (f"from a Student-t reference fitted to the posterior (df {fmt(ref.get('df'))}, scale "
+                 f"{fmt(ref.get('scale'))})" if isinstance(ref, dict) else f"from the {smc.get('start', '?')}")
+        parts.append(f"SMC {start}: {smc.get('draws')} particles × {smc.get('replicates')} replicates")
+    bridge = evidence.get("bridge")
+    if isinstance(bridge, dict):
+        parts.append(f"bridge sampling: {bridge.get('replicates')} replicates")
+    if "prior_rerun" in evidence:
+        parts.append("fits re-run at the scaled prior where reweighting fails" if evidence["prior_rerun"]
+                     else "no re-runs at the scaled priors (--no-prior-rerun)")
+    known = {"smc", "bridge", "prior_rerun"}
+    parts += [f"{k}: {v}" for k, v in evidence.items() if k not in known]
+    return "; ".join(parts)
+
+
 def meta_table(summary, out, first=()):
     """The run's facts (hypotheses, prior odds, sampler, evidence settings, seed, time, result files) as a table;
     ``first``: (name, value) rows put before them."""
@@ -323,7 +344,7 @@ def meta_table(summary, out, first=()):
             ("prior odds", ", ".join(f"{k} {fmt(v)}" for k, v in (summary.get("prior_odds") or {}).items())),
             ("sampler", f"{s.get('name')}: {s.get('chains')} chains × {s.get('draws')} draws after {s.get('tune')} "
                         "tuning steps"),
-            ("evidence", "; ".join(f"{k}: {v}" for k, v in (s.get("evidence") or {}).items())),
+            ("evidence", _evidence_settings(s.get("evidence") or {})),
             ("seed", summary.get("seed")),
             ("time", f"{fmt((summary.get('timing_s') or {}).get('total'), 3)} s")]
     html = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows)
