@@ -22,7 +22,7 @@ import pb_tip_sample
 import tip_calibration
 import zecp_origin
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# `study` has put the repository root on sys.path
 from stsbayes.io.atomic import atomic_write_text  # noqa: E402
 from stsbayes.reports.html import cell, esc, page, table  # noqa: E402
 

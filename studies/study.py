@@ -21,10 +21,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from stsbayes.cli import main as stsbayes_main  # noqa: E402
+from stsbayes.data import DATA  # noqa: E402
 from stsbayes.io.atomic import atomic_write_text  # noqa: E402
 from stsbayes.io.reading import jsonable  # noqa: E402
 
-DATA = ROOT / "stsbayes" / "data"
 SPECS = Path(__file__).resolve().parent / "specs"
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -83,6 +83,16 @@ def _ordered(names):
 # ---------------------------------------------------------------------------------------------- Bayes factors
 
 
+def _offset_class(values, prior_odds):
+    """The offset hypotheses that were run, their ln(π_h Z_h), and their within-class posterior weights
+    w_h = π_h Z_h / Σ π Z (π the within-class prior odds, equal by default)."""
+    offset = [h for h in OFFSET if h in values]
+    odds = _odds(offset, prior_odds)
+    log_terms = np.array([math.log(odds[h]) + values[h] for h in offset])
+    weights = np.exp(log_terms - logsumexp(log_terms)) if offset else np.array([])
+    return offset, odds, log_terms, weights
+
+
 def class_log_bf(log_z, prior_odds=None, errs=None):
     """ln B of the offset class {ysr, ysr2} (those that were run) against the zero-energy ``mzm``, with its error.
 
@@ -92,14 +102,11 @@ def class_log_bf(log_z, prior_odds=None, errs=None):
     Returns ``(ln_bf, err)``.
     """
     values, errors = _split(log_z, errs)
-    offset = [h for h in OFFSET if h in values]
+    offset, odds, log_terms, weights = _offset_class(values, prior_odds)
     if ZERO not in values or not offset:
         raise InputError(f"zero vs offset needs {ZERO!r} and at least one of {', '.join(OFFSET)}; got "
                          f"{', '.join(values)}: add the missing hypotheses to --hypotheses")
-    odds = _odds(offset, prior_odds)
-    log_terms = np.array([math.log(odds[h]) + values[h] for h in offset])
     log_class = logsumexp(log_terms) - math.log(sum(odds.values()))
-    weights = np.exp(log_terms - logsumexp(log_terms))
     err = math.sqrt(float(np.sum((weights * np.array([errors[h] for h in offset])) ** 2)) + errors[ZERO] ** 2)
     return float(log_class - values[ZERO]), err
 
@@ -107,9 +114,8 @@ def class_log_bf(log_z, prior_odds=None, errs=None):
 def best_offset_hypothesis(log_z, prior_odds=None, errs=None):
     """The offset hypothesis with the largest π_h Z_h (information only: the verdict is about the class)."""
     values, _ = _split(log_z, errs)
-    offset = [h for h in OFFSET if h in values]
-    odds = _odds(offset, prior_odds)
-    return max(offset, key=lambda h: math.log(odds[h]) + values[h]) if offset else None
+    offset, _, log_terms, _ = _offset_class(values, prior_odds)
+    return offset[int(np.argmax(log_terms))] if offset else None
 
 
 def log_bayes_factors(log_z, errs=None):
@@ -187,7 +193,7 @@ def _involved(question, names):
     return [ZERO] + [h for h in OFFSET if h in names]
 
 
-def _favoured_hypotheses(question, favoured, log_z, prior_odds):
+def _favoured_hypotheses(question, favoured, values, prior_odds):
     """The hypotheses a verdict rests on, whose predictive checks must pass for it to be trusted.
 
     A failed check of the *disfavoured* side is what the data say against it, not a misfit of the verdict's model:
@@ -195,12 +201,11 @@ def _favoured_hypotheses(question, favoured, log_z, prior_odds):
     a "very strong" verdict, so it is the winner whose adequacy matters). For the offset class these are the offset
     hypotheses that carry at least 1 % of the class's posterior weight.
     """
-    if question == "mzm_vs_ysr2" or favoured == "zero":
-        return [favoured if question == "mzm_vs_ysr2" else ZERO]
-    offset = [h for h in OFFSET if h in log_z]
-    odds = _odds(offset, prior_odds)
-    log_terms = np.array([math.log(odds[h]) + log_z[h][0] for h in offset])
-    weights = np.exp(log_terms - logsumexp(log_terms))
+    if question == "mzm_vs_ysr2":
+        return [favoured]
+    if favoured == "zero":
+        return [ZERO]
+    offset, _, _, weights = _offset_class(values, prior_odds)
     return [h for h, w in zip(offset, weights) if w >= 0.01]
 
 
@@ -273,7 +278,7 @@ def verdict(question, log_z, *, errs=None, prior_odds=None, halved=None, doubled
         if "prior" not in capped_by:
             capped_by.append("prior")
         final = weakest(final, CAP_STRENGTH)
-    favoured_side = _favoured_hypotheses(question, favoured, log_z, prior_odds)
+    favoured_side = _favoured_hypotheses(question, favoured, values, prior_odds)
     for reason, flags in zip(QUALITY_CAPS, (estimators_agree, ppc_passed, converged)):
         if _failed(flags, favoured_side if reason == "ppc" else involved):
             capped_by.append(reason)

@@ -316,8 +316,9 @@ def evidence_sections(summary, trees, g_unit, add_probability_figure, warning, c
 
 
 def _evidence_settings(evidence):
-    """The evidence settings in words: 'SMC from a Student-t reference (df 4, scale 2): 200 particles × 4
-    replicates; bridge sampling: 4 replicates; prior re-runs where reweighting fails'."""
+    """The evidence settings in words: 'SMC from a Student-t reference fitted to the posterior (df 4, scale 2): 200
+    particles × 4 replicates; bridge sampling: 4 replicates; fits re-run at the scaled prior where reweighting
+    fails'; keys it does not know are listed as they are."""
     parts = []
     smc = evidence.get("smc")
     if isinstance(smc, dict):
