@@ -21,7 +21,7 @@ import numpy as np
 import pytensor.tensor as pt
 
 from .comparison import (DEFAULT_SMC_DRAWS, CompareResult, _check_settings, assemble_summary, check_prior_odds,
-                         evidence_record, evidence_runs, prior_sensitivity)
+                         default_workers, evidence_record, evidence_runs, prior_sensitivity)
 from .errors import InputError
 from .inference import hypotheses as H
 from .inference import series as S
@@ -85,18 +85,56 @@ def read_manifest(kind, path, **load_options):
 # ----------------------------------------------------------------------------------------------- the comparison
 
 
+class SeriesFit:
+    """``fit_at(h, prior_scale, seed)`` of :func:`series`: the joint model of hypothesis ``h`` over the series,
+    fitted by ``run_fit``. A plain object, not a closure, so that worker processes can receive it."""
+
+    def __init__(self, kind, datas, conditions, spec, density, metal_tip, **run_fit_kwargs):
+        self.kind, self.datas, self.conditions, self.spec = kind, datas, conditions, spec
+        self.density, self.metal_tip, self.kwargs = density, metal_tip, run_fit_kwargs
+
+    def quiet(self):
+        return SeriesFit(self.kind, self.datas, self.conditions, self.spec, self.density, self.metal_tip,
+                         **{**self.kwargs, "progress": False})
+
+    def __call__(self, h, scale, fit_seed):
+        from .api import run_fit
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The effect of Potentials on other parameters is ignored",
+                                    category=UserWarning)
+            return run_fit(self.datas, self.spec, command="series", sampler="nutpie", seed=fit_seed,
+                           hypothesis=h, labels=S.labels_for(len(self.datas)), prior_scale=scale,
+                           tip=self.density, target_accept=0.9,
+                           build=lambda: S.build_series_model(self.kind, h, self.datas, self.conditions, self.spec,
+                                                              tip_density=self.density, metal_tip=self.metal_tip,
+                                                              prior_scale=scale),
+                           **self.kwargs)
+
+
+class SeriesSensitivity:
+    """``sensitivity(fit, h, log_z)`` of :func:`series`: the halved / doubled contested priors of a series."""
+
+    def __init__(self, kind):
+        self.kind = kind
+
+    def __call__(self, fit, h, log_z):
+        return prior_sensitivity(fit.posterior, h, log_z,
+                                 log_prior=lambda post, factor: S.log_prior_of(post, self.kind, h, factor))
+
+
 def series(kind, spectra, conditions=None, spec=None, *, hypotheses=S.SERIES_HYPOTHESES, tip=None,
            metal_tip=False, prior_odds=None, chains=4, draws=1000, tune=1000, seed=None, progress=None,
            smc_draws=DEFAULT_SMC_DRAWS, replicates=MIN_REPLICATES, smc_start="reference", prior_rerun=True,
-           input_record=None, files=None):
+           input_record=None, files=None, workers=None):
     """Compare ``mzm`` and ``ysr`` on a series of spectra; returns a :class:`~stsbayes.comparison.CompareResult`.
 
     ``spectra``: a manifest path (then ``conditions`` come from it), or a list of spectra (files, Spectrum or
     FitData) with ``conditions`` a dict of per-spectrum lists (``inference.series.CONDITION_KEYS``). ``spec``
     gives the background (gaps, T_eff, modulation, observation) and its priors. gn and field need
-    ``metal_tip=True``; defects may take a calibrated ``tip`` instead.
+    ``metal_tip=True``; defects may take a calibrated ``tip`` instead. ``workers``: as in
+    :func:`~stsbayes.comparison.compare`.
     """
-    from .api import _as_data, _tip_density, run_fit
+    from .api import _as_data, _tip_density
 
     if isinstance(spectra, (str, Path)):
         datas, conditions, files = read_manifest(kind, spectra)
@@ -119,22 +157,12 @@ def series(kind, spectra, conditions=None, spec=None, *, hypotheses=S.SERIES_HYP
     t_start = time.perf_counter()
     labels = S.labels_for(len(datas))
 
-    def fit_at(h, scale, fit_seed):
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="The effect of Potentials on other parameters is ignored",
-                                    category=UserWarning)
-            return run_fit(datas, spec, command="series", sampler="nutpie", chains=chains, draws=draws, tune=tune,
-                           seed=fit_seed, progress=progress, input_record=input_record, hypothesis=h,
-                           labels=labels, prior_scale=scale, tip=density, target_accept=0.9,
-                           build=lambda: S.build_series_model(kind, h, datas, conditions, spec, tip_density=density,
-                                                              metal_tip=metal_tip, prior_scale=scale))
-
-    def sensitivity(fit, h, log_z):
-        return prior_sensitivity(fit.posterior, h, log_z,
-                                 log_prior=lambda post, factor: S.log_prior_of(post, kind, h, factor))
-
+    fit_at = SeriesFit(kind, datas, conditions, spec, density, metal_tip, chains=chains, draws=draws, tune=tune,
+                       progress=progress, input_record=input_record)
     settings = dict(smc_start=smc_start, smc_draws=smc_draws, replicates=replicates, progress=bool(progress))
-    runs = evidence_runs(names, fit_at, sensitivity, seed=seed, settings=settings, prior_rerun=prior_rerun)
+    runs = evidence_runs(names, fit_at, SeriesSensitivity(kind), seed=seed, settings=settings,
+                         prior_rerun=prior_rerun,
+                         workers=default_workers(len(names)) if workers is None else workers)
     timing = {"total": time.perf_counter() - t_start, **{h: runs[h]["timing_s"]["total"] for h in names}}
     summary = assemble_summary(runs, hypotheses=names, prior_odds=odds, seed=seed, sampler="nutpie",
                                evidence_settings=evidence_record(settings, prior_rerun), input_record=input_record,

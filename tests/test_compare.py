@@ -9,6 +9,7 @@ clearly offset YSR pair (eps 0.15 meV) favours "offset". The issue's must-shows 
 
 import json
 import math
+import types
 
 import numpy as np
 import pymc as pm
@@ -21,7 +22,8 @@ from scipy.special import logsumexp
 import stsbayes
 from stsbayes.cli import main
 from stsbayes.comparison import (CompareResult, assemble_summary, check_hypotheses, check_prior_odds,
-                                 load_compare, parse_prior_odds, reference_smc_evidence)
+                                 default_workers, evidence_runs, load_compare, parse_prior_odds,
+                                 reference_smc_evidence)
 from stsbayes.errors import InputError
 from stsbayes.inference import hypotheses as H
 from stsbayes.inference.evidence import Evidence, bridge_sampling, combine, smc_evidence
@@ -442,6 +444,56 @@ def test_reference_smc_and_bridge_agree_with_the_truth(ordered_toy):
     assert combine([smc, bridge]).agree
 
 
+class ConjugateFit:
+    """A ``fit_at`` that pickles: x ~ N(m_h, scale²), y_i ~ N(x, 1), exact posterior draws; ln Z analytic."""
+
+    SHIFT = {"mzm": 0.0, "ysr": 0.8}
+
+    def __init__(self, y):
+        self.y = np.asarray(y, dtype=float)
+
+    def quiet(self):
+        return self
+
+    def log_evidence(self, h, scale=1.0):
+        n = len(self.y)
+        cov = np.eye(n) + scale**2
+        return float(stats.multivariate_normal.logpdf(self.y, np.full(n, self.SHIFT[h]), cov))
+
+    def __call__(self, h, scale, seed):
+        prec = 1 / scale**2 + len(self.y)
+        mean = (self.SHIFT[h] / scale**2 + self.y.sum()) / prec
+        with pm.Model() as model:
+            x = pm.Normal("x", self.SHIFT[h], scale)
+            pm.Normal("y", x, 1.0, observed=self.y)
+        draws = np.random.default_rng(seed).normal(mean, prec**-0.5, (4, 500))
+        tree = xr.DataTree.from_dict({"posterior": xr.Dataset({"x": (("chain", "draw"), draws)})})
+        return FitResult(tree, {"diagnostics": {"converged": True}, "timing_s": {}}, model=model)
+
+
+def _reliable_reweighting(fit, h, log_z):
+    return {label: types.SimpleNamespace(needs_rerun=False) for label in ("halved", "doubled")}
+
+
+def test_hypotheses_fitted_in_worker_processes_give_the_same_numbers(monkeypatch):
+    fit_at = ConjugateFit(np.random.default_rng(0).normal(0.5, 1.0, 20))
+    settings = dict(smc_start="reference", smc_draws=200, replicates=4, progress=False)
+    runs = {n: evidence_runs(["mzm", "ysr"], fit_at, _reliable_reweighting, seed=3, settings=settings,
+                             prior_rerun=True, workers=n) for n in (1, 2)}
+    for h in ("mzm", "ysr"):
+        one, two = runs[1][h], runs[2][h]
+        # the seeds follow the hypothesis's place in the list, not the process it ran in
+        assert one["estimates"]["smc"] == two["estimates"]["smc"]
+        assert one["estimates"]["bridge"] == two["estimates"]["bridge"]
+        assert abs(one["evidence"].value - fit_at.log_evidence(h)) <= 3 * one["evidence"].err + 0.02
+        assert one["fit"].model is not None and two["fit"].model is None  # models stay in their process
+    monkeypatch.setenv("STSBAYES_WORKERS", "5")
+    assert default_workers(3) == 3 and default_workers(1) == 1
+    monkeypatch.setenv("STSBAYES_WORKERS", "two")
+    with pytest.raises(InputError, match="STSBAYES_WORKERS"):
+        default_workers(3)
+
+
 # ---------------------------------------------------------------------------------------------- end to end (reduced)
 
 OFFSET_PAIR = {"tip": {"kind": "metal"},
@@ -458,7 +510,8 @@ REDUCED_SAMPLING = ["--chains", "2", "--draws", "200", "--tune", "200", "--seed"
 
 def test_reduced_compare_end_to_end(tmp_path):
     """mzm against ysr only: with ysr2 the run took 6 min on 2 cores (ysr2 adds ~2.5 min, mostly compiling its
-    model twice: the MAP search and nutpie); ysr2's estimators are checked on the toy model above."""
+    model); ysr2's estimators are checked on the toy model above. The two hypotheses run in two worker processes
+    (the default on 2 cores; asked for explicitly), so this also covers sending a fit to a worker and its results back."""
     bias = np.arange(-0.6, 0.6 + 1e-9, 0.015)
     y = stsbayes.simulate(OFFSET_PAIR, bias, noise=0.02, seed=1)
     data = tmp_path / "pair.csv"
@@ -467,7 +520,7 @@ def test_reduced_compare_end_to_end(tmp_path):
     out = tmp_path / "cmp"
     code = main(["compare", str(data), "--hypotheses", "mzm,ysr", "--spec", str(tmp_path / "fit.toml"),
                  "--metal-tip", "--temperature", "0.3", "--modulation-rms", "0.01", "--out", str(out),
-                 *REDUCED_SAMPLING])
+                 "--workers", "2", *REDUCED_SAMPLING])
     summary = json.loads((out / "summary.json").read_text())
     assert code == (0 if summary["diagnostics"]["converged"] else 3)
     assert summary["diagnostics"]["converged"] == all(s["converged"] for s in summary["hypotheses"].values())

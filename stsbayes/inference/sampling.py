@@ -79,8 +79,12 @@ def _laplace_chol(fun, x, rel=1e-5):
         return None
 
 
-def locate_mode(model, seed=None, starts=MAP_STARTS, scan=None):
+def locate_mode(model, seed=None, starts=MAP_STARTS, scan=None, objective=None, backend="numba"):
     """The posterior mode (in the unconstrained space) by L-BFGS from several starts, as a :class:`Mode`.
+
+    ``objective`` (x -> (log density, gradient) on the flat unconstrained vector, value variables in
+    ``model.value_vars`` order): an already compiled log density to use, such as nutpie's (see :func:`run_nuts`);
+    without it one is compiled here with ``backend`` (numba or jax).
 
     Sharp SIS peaks make the posterior tiny compared with the prior: NUTS started from prior draws spends its whole
     warm-up crossing to the mode, so chains start here instead. One start is not enough: the likelihood of sharp
@@ -93,8 +97,12 @@ def locate_mode(model, seed=None, starts=MAP_STARTS, scan=None):
     from pymc.logprob.utils import ParameterValueError
     from pymc.pytensorf import join_nonshared_inputs
     point = model.initial_point(random_seed=seed)
-    [logp], flat = join_nonshared_inputs(point=point, outputs=[model.logp(jacobian=True)], inputs=model.value_vars)
-    objective = pytensor.function([flat], [-logp, -pytensor.grad(logp, flat)], mode="NUMBA")
+    if objective is None:
+        [logp], flat = join_nonshared_inputs(point=point, outputs=[model.logp(jacobian=True)],
+                                             inputs=model.value_vars)
+        if backend == "jax":
+            import stsbayes.backends.jax_fft  # noqa: F401  (JAX conversions of the FFT ops)
+        objective = pytensor.function([flat], [logp, pytensor.grad(logp, flat)], mode=backend.upper())
     to_constrained = pytensor.function(model.value_vars, model.replace_rvs_by_values(model.free_RVs),
                                        mode="FAST_COMPILE", on_unused_input="ignore")
     draw_start = make_initial_point_fn(model=model, default_strategy="prior")
@@ -109,7 +117,7 @@ def locate_mode(model, seed=None, starts=MAP_STARTS, scan=None):
             return np.inf, np.zeros_like(x)
         if not np.isfinite(value):
             return np.inf, np.zeros_like(x)
-        return float(value), np.asarray(grad, float)
+        return -float(value), -np.asarray(grad, float)
 
     flats = [np.concatenate([np.ravel(c[n]) for n in names]) for c in candidates]
     if scan:
@@ -197,6 +205,23 @@ def multistart_minimum(fun, starts):
     return minimize(fun, best.x, jac=True, method="L-BFGS-B", options={"maxiter": 5000}).x
 
 
+def _nutpie_jax(model, seed, scan):
+    """nutpie's JAX model started at jittered MAP points. Its flat vector is ordered as nutpie's JAX path orders
+    the free variables, which it does not expose: the order is read off its start function, compiled at the mode."""
+    import nutpie
+
+    import stsbayes.backends.jax_fft  # noqa: F401  (JAX conversions of the FFT ops)
+    mode = locate_mode(model, seed, scan=scan, backend="jax")
+    compiled = nutpie.compile_pymc_model(model, initial_points=mode.constrained, jitter_rvs=set(), backend="jax",
+                                         gradient_backend="jax")
+    theirs = np.asarray(compiled._make_initial_points(0), dtype=float)
+    order = np.array([int(np.argmin(np.abs(mode.x - v))) for v in theirs])
+    if len(set(order.tolist())) != len(order) or not np.allclose(theirs, mode.x[order], rtol=0, atol=1e-12):
+        raise RuntimeError("cannot match nutpie's JAX parameter order to the model's (two coordinates of the mode "
+                           "coincide): use --backend numba")
+    return dataclasses.replace(compiled, _make_initial_points=lambda s: mode.jittered([seed, int(s)])[order]), mode
+
+
 def run_nuts(model, *, sampler="nutpie", chains=4, draws=1000, tune=1000, seed=None, progress=None,
              target_accept=0.9, backend="numba", scan=None):
     """Sample ``model``; returns (DataTree, timing dict, seed). Chains start at the MAP (:func:`locate_mode`) with
@@ -213,17 +238,21 @@ def run_nuts(model, *, sampler="nutpie", chains=4, draws=1000, tune=1000, seed=N
     t0 = time.perf_counter()
     if sampler == "nutpie":
         import nutpie
-        mode = locate_mode(model, seed, scan=scan)
         # PyMC's U(-1, 1) jitter would throw chains far out of these sharp posteriors; the Laplace-scaled one keeps
         # them within a posterior sd or so of the mode, in different places.
         if backend == "jax":
-            import stsbayes.backends.jax_fft  # noqa: F401
-        compiled = nutpie.compile_pymc_model(model, initial_points=mode.constrained, jitter_rvs=set(),
-                                             backend=backend,
-                                             gradient_backend="jax" if backend == "jax" else "pytensor")
-        if not np.allclose(compiled.initial_point_func(0), mode.x):
-            raise RuntimeError("nutpie orders the unconstrained vector unlike model.value_vars; starts would be wrong")
-        compiled = dataclasses.replace(compiled, initial_point_func=lambda s: mode.jittered([seed, int(s)]))
+            compiled, mode = _nutpie_jax(model, seed, scan)
+        else:
+            # compiled first, so that the mode search reuses nutpie's compiled log density instead of compiling its
+            # own (on a fresh machine each numba compilation of an SIS model costs one to two minutes)
+            compiled = nutpie.compile_pymc_model(model, jitter_rvs=set(), backend="numba",
+                                                 gradient_backend="pytensor")
+            names = [v.name for v in model.value_vars]  # nutpie lists them first, the stored quantities after
+            if list(compiled.shape_info[0][:len(names)]) != names:
+                raise RuntimeError("nutpie orders the unconstrained vector unlike model.value_vars; starts would be "
+                                   "wrong")
+            mode = locate_mode(model, seed, scan=scan, objective=compiled.logp_func)
+            compiled = dataclasses.replace(compiled, initial_point_func=lambda s: mode.jittered([seed, int(s)]))
         t1 = time.perf_counter()
         trace = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=seed, progress_bar=progress,
                               adaptation="low_rank", save_warmup=False, target_accept=target_accept)
