@@ -292,7 +292,7 @@ def _add_workers_option(group):
     group.add_argument("--workers", type=_positive_int, default=None, metavar="N",
                        help="processes fitting hypotheses side by side (default: one per core, at most one per "
                             "hypothesis, or $STSBAYES_WORKERS). Compiling, the mode search and both evidence "
-                            "estimators use one core each, so 2 workers on 2 cores take about 60 %% of the time; "
+                            "estimators use one core each, so hypotheses side by side keep every core busy; "
                             "1 runs them one after the other")
 
 

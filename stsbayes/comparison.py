@@ -425,9 +425,9 @@ def evidence_runs(names, fit_at, sensitivity, *, seed, settings, prior_rerun, wo
 
     With ``workers`` > 1 the hypotheses run in that many spawned processes (``fit_at`` and ``sensitivity`` must
     then pickle, and ``fit_at.quiet()`` give the fit without progress bars). Compiling a model, the mode search,
-    bridge sampling and SMC each use one core, so on a 2-core machine two hypotheses side by side take about 60 %
-    of the time of one after the other. Seeds depend only on the hypothesis's place in ``names``: the results are
-    the same either way; only the fits' live models stay behind in the workers (``fit.model`` is None).
+    bridge sampling and SMC each use one core, NUTS all of them: side by side, one hypothesis's single-core work
+    overlaps another's sampling. Seeds depend only on the hypothesis's place in ``names``: the results are the
+    same either way; only the fits' live models stay behind in the workers (``fit.model`` is None).
     """
     workers = min(int(workers), len(names))
     if workers <= 1:
