@@ -32,6 +32,7 @@ stacking weights (``inference.predictive``) are reported beside the evidence as 
 """
 
 import contextlib
+import copy
 import json
 import math
 import multiprocessing
@@ -325,24 +326,30 @@ def assemble_summary(runs, *, hypotheses, prior_odds, seed, sampler, evidence_se
 
 class HypothesisFit:
     """``fit_at(h, prior_scale, seed)`` of :func:`compare`: one hypothesis fitted to one spectrum by ``run_fit``.
-    A plain object, not a closure, so that worker processes can receive it (see :func:`evidence_runs`)."""
+    A plain object, not a closure, so that worker processes can receive it (see :func:`evidence_runs`); the series
+    fit (``series.SeriesFit``) is one too."""
 
     def __init__(self, data, spec, **run_fit_kwargs):
         self.data, self.spec, self.kwargs = data, spec, run_fit_kwargs
 
     def quiet(self):
         """The same fit without progress bars (for workers, whose bars would interleave)."""
-        return HypothesisFit(self.data, self.spec, **{**self.kwargs, "progress": False})
+        twin = copy.copy(self)
+        twin.kwargs = {**self.kwargs, "progress": False}
+        return twin
 
-    def __call__(self, h, scale, fit_seed):
+    def run_fit(self, **kwargs):
+        """``api.run_fit`` of this fit's data and spec with ``kwargs`` and the fit's own settings."""
         from .api import run_fit
         with warnings.catch_warnings():
             # run_fit draws its prior group with pm.sample_prior_predictive, which warns that Potentials are
             # ignored; ysr2's only Potential is the constant ln 2 that normalises its ordered eps: no draw changes
             warnings.filterwarnings("ignore", message="The effect of Potentials on other parameters is ignored",
                                     category=UserWarning)
-            return run_fit(self.data, self.spec, command="compare", seed=fit_seed, hypothesis=h, prior_scale=scale,
-                           **self.kwargs)
+            return run_fit(self.data, self.spec, **kwargs, **self.kwargs)
+
+    def __call__(self, h, scale, fit_seed):
+        return self.run_fit(command="compare", seed=fit_seed, hypothesis=h, prior_scale=scale)
 
 
 def single_spectrum_sensitivity(fit, h, log_z):
@@ -396,7 +403,7 @@ def compare(data, spec=None, *, hypotheses=H.HYPOTHESES, tip=None, metal_tip=Fal
                            backend=backend, input_record=input_record)
     settings = dict(smc_start=smc_start, smc_draws=smc_draws, replicates=replicates, progress=bool(progress))
     runs = evidence_runs(names, fit_at, single_spectrum_sensitivity, seed=seed, settings=settings,
-                         prior_rerun=prior_rerun, workers=default_workers(len(names)) if workers is None else workers)
+                         prior_rerun=prior_rerun, workers=workers)
     trees = {h: runs[h]["fit"].tree for h in names}
     timing = {"total": time.perf_counter() - t_start, **{h: runs[h]["timing_s"]["total"] for h in names}}
     evidence_settings = evidence_record(settings, prior_rerun)
@@ -414,7 +421,7 @@ def evidence_record(settings, prior_rerun):
             "bridge": {"replicates": replicates}, "prior_rerun": bool(prior_rerun)}
 
 
-def evidence_runs(names, fit_at, sensitivity, *, seed, settings, prior_rerun, workers=1):
+def evidence_runs(names, fit_at, sensitivity, *, seed, settings, prior_rerun, workers=None):
     """Fit every hypothesis, estimate its evidence twice and its prior sensitivity; the ``runs`` that
     :func:`assemble_summary` takes. Shared by ``compare`` and ``series``.
 
@@ -423,13 +430,13 @@ def evidence_runs(names, fit_at, sensitivity, *, seed, settings, prior_rerun, wo
     (smc_start, smc_draws, replicates, progress). Where a reweighting is unreliable and ``prior_rerun`` is set, the
     hypothesis is fitted again at the scaled prior (:func:`rerun_at_scale`).
 
-    With ``workers`` > 1 the hypotheses run in that many spawned processes (``fit_at`` and ``sensitivity`` must
+    With ``workers`` > 1 (default :func:`default_workers`) the hypotheses run in that many spawned processes (``fit_at`` and ``sensitivity`` must
     then pickle, and ``fit_at.quiet()`` give the fit without progress bars). Compiling a model, the mode search,
     bridge sampling and SMC each use one core, NUTS all of them: side by side, one hypothesis's single-core work
     overlaps another's sampling. Seeds depend only on the hypothesis's place in ``names``: the results are the
     same either way; only the fits' live models stay behind in the workers (``fit.model`` is None).
     """
-    workers = min(int(workers), len(names))
+    workers = min(int(default_workers(len(names)) if workers is None else workers), len(names))
     if workers <= 1:
         return {h: hypothesis_run(i, h, fit_at, sensitivity, seed, settings, prior_rerun)
                 for i, h in enumerate(names)}

@@ -14,14 +14,13 @@ summary has ``command: "series"`` and a ``series`` block (kind, spectra, covaria
 
 import csv
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pytensor.tensor as pt
 
-from .comparison import (DEFAULT_SMC_DRAWS, CompareResult, _check_settings, assemble_summary, check_prior_odds,
-                         default_workers, evidence_record, evidence_runs, prior_sensitivity)
+from .comparison import (DEFAULT_SMC_DRAWS, CompareResult, HypothesisFit, _check_settings, assemble_summary,
+                         check_prior_odds, evidence_record, evidence_runs, prior_sensitivity)
 from .errors import InputError
 from .inference import hypotheses as H
 from .inference import series as S
@@ -85,30 +84,21 @@ def read_manifest(kind, path, **load_options):
 # ----------------------------------------------------------------------------------------------- the comparison
 
 
-class SeriesFit:
-    """``fit_at(h, prior_scale, seed)`` of :func:`series`: the joint model of hypothesis ``h`` over the series,
-    fitted by ``run_fit``. A plain object, not a closure, so that worker processes can receive it."""
+class SeriesFit(HypothesisFit):
+    """``fit_at(h, prior_scale, seed)`` of :func:`series`: the joint model of hypothesis ``h`` over the series
+    (``data`` holds its spectra), fitted by ``run_fit``."""
 
     def __init__(self, kind, datas, conditions, spec, density, metal_tip, **run_fit_kwargs):
-        self.kind, self.datas, self.conditions, self.spec = kind, datas, conditions, spec
-        self.density, self.metal_tip, self.kwargs = density, metal_tip, run_fit_kwargs
-
-    def quiet(self):
-        return SeriesFit(self.kind, self.datas, self.conditions, self.spec, self.density, self.metal_tip,
-                         **{**self.kwargs, "progress": False})
+        super().__init__(datas, spec, **run_fit_kwargs)
+        self.kind, self.conditions, self.density, self.metal_tip = kind, conditions, density, metal_tip
 
     def __call__(self, h, scale, fit_seed):
-        from .api import run_fit
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="The effect of Potentials on other parameters is ignored",
-                                    category=UserWarning)
-            return run_fit(self.datas, self.spec, command="series", sampler="nutpie", seed=fit_seed,
-                           hypothesis=h, labels=S.labels_for(len(self.datas)), prior_scale=scale,
-                           tip=self.density, target_accept=0.9,
-                           build=lambda: S.build_series_model(self.kind, h, self.datas, self.conditions, self.spec,
-                                                              tip_density=self.density, metal_tip=self.metal_tip,
-                                                              prior_scale=scale),
-                           **self.kwargs)
+        return self.run_fit(command="series", sampler="nutpie", seed=fit_seed, hypothesis=h,
+                            labels=S.labels_for(len(self.data)), prior_scale=scale, tip=self.density,
+                            target_accept=0.9,
+                            build=lambda: S.build_series_model(self.kind, h, self.data, self.conditions, self.spec,
+                                                               tip_density=self.density, metal_tip=self.metal_tip,
+                                                               prior_scale=scale))
 
 
 class SeriesSensitivity:
@@ -162,7 +152,7 @@ def series(kind, spectra, conditions=None, spec=None, *, hypotheses=S.SERIES_HYP
     settings = dict(smc_start=smc_start, smc_draws=smc_draws, replicates=replicates, progress=bool(progress))
     runs = evidence_runs(names, fit_at, SeriesSensitivity(kind), seed=seed, settings=settings,
                          prior_rerun=prior_rerun,
-                         workers=default_workers(len(names)) if workers is None else workers)
+                         workers=workers)
     timing = {"total": time.perf_counter() - t_start, **{h: runs[h]["timing_s"]["total"] for h in names}}
     summary = assemble_summary(runs, hypotheses=names, prior_odds=odds, seed=seed, sampler="nutpie",
                                evidence_settings=evidence_record(settings, prior_rerun), input_record=input_record,

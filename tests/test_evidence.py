@@ -16,7 +16,8 @@ from arviz_base import from_dict
 from scipy import integrate, stats
 
 from stsbayes.errors import InputError
-from stsbayes.inference.evidence import Evidence, bridge_sampling, combine, smc_evidence, smc_log_evidence
+from stsbayes.inference.evidence import (Evidence, bridge_sampling, combine, laplace_evidence, smc_evidence,
+                                         smc_log_evidence)
 from stsbayes.inference.predictive import loo_summary
 from stsbayes.inference.verdicts import (class_log_bf, log_bayes_factors, posterior_probabilities,
                                          prior_reweighting, statement, strength, verdict, verdicts)
@@ -122,6 +123,26 @@ def test_bridge_sampling_includes_the_jacobian_of_a_positive_scale(scale_fit):
 def test_smc_with_a_positive_scale(scale_fit):
     model, _, truth = scale_fit
     assert_matches(smc_evidence(model, seed=4), truth)
+
+
+def test_laplace_evidence_is_exact_for_a_gaussian_posterior(linear):
+    x, y = linear
+    truth = linear_log_z(x, y, PRIOR_SD)
+    result = laplace_evidence(linear_model(x, y), seed=5)
+    assert abs(result.laplace - truth) < 1e-4  # Gaussian posterior: the Laplace approximation is exact
+    assert_matches(result.evidence, truth)
+    assert result.reliable and not result.hessian_regularised and result.ndim == 3
+    mean, _ = linear_posterior(x, y, PRIOR_SD)
+    np.testing.assert_allclose(result.mode["beta"], mean, atol=1e-5)
+
+
+def test_laplace_evidence_corrects_a_skewed_posterior_by_importance_sampling(scale_fit):
+    model, _, truth = scale_fit
+    result = laplace_evidence(model, seed=6)
+    assert_matches(result.evidence, truth)
+    assert result.reliable
+    # the log-scale posterior of 20 points is skewed: the Laplace value alone is off by more than the IS error
+    assert abs(result.laplace - truth) > 3 * result.evidence.err
 
 
 def test_estimators_refuse_too_few_replicates(linear_fit):

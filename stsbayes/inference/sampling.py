@@ -58,9 +58,8 @@ class Mode:
         return self.x + scale * (self.chol @ z)
 
 
-def _laplace_chol(fun, x, rel=1e-5):
-    """Cholesky factor of the inverse Hessian of ``fun`` (value, gradient) at ``x`` by central differences of the
-    gradient; None when the Hessian is not positive definite (a mode at a boundary, a flat direction)."""
+def hessian(fun, x, rel=1e-5):
+    """The Hessian of ``fun`` (x -> value, gradient) at ``x`` by central differences of the gradient, symmetrised."""
     n = len(x)
     hess = np.empty((n, n))
     for i in range(n):
@@ -69,7 +68,13 @@ def _laplace_chol(fun, x, rel=1e-5):
         up[i] += h
         down[i] -= h
         hess[:, i] = (fun(up)[1] - fun(down)[1]) / (2 * h)
-    hess = 0.5 * (hess + hess.T)
+    return 0.5 * (hess + hess.T)
+
+
+def _laplace_chol(fun, x):
+    """Cholesky factor of the inverse Hessian of ``fun`` (value, gradient) at ``x``; None when the Hessian is not
+    positive definite (a mode at a boundary, a flat direction)."""
+    hess = hessian(fun, x)
     if not np.all(np.isfinite(hess)):
         return None
     try:
@@ -94,21 +99,41 @@ def locate_mode(model, seed=None, starts=MAP_STARTS, scan=None, objective=None, 
     """
     import pytensor
     from pymc.initial_point import make_initial_point_fn
-    from pymc.logprob.utils import ParameterValueError
-    from pymc.pytensorf import join_nonshared_inputs
     point = model.initial_point(random_seed=seed)
     if objective is None:
-        [logp], flat = join_nonshared_inputs(point=point, outputs=[model.logp(jacobian=True)],
-                                             inputs=model.value_vars)
-        if backend == "jax":
-            import stsbayes.backends.jax_fft  # noqa: F401  (JAX conversions of the FFT ops)
-        objective = pytensor.function([flat], [logp, pytensor.grad(logp, flat)], mode=backend.upper())
+        objective = compile_objective(model, backend)
     to_constrained = pytensor.function(model.value_vars, model.replace_rvs_by_values(model.free_RVs),
                                        mode="FAST_COMPILE", on_unused_input="ignore")
     draw_start = make_initial_point_fn(model=model, default_strategy="prior")
     rng = np.random.default_rng(seed)
     candidates = [point] + [draw_start(int(rng.integers(2**31))) for _ in range(starts - 1)]
     names = [v.name for v in model.value_vars]
+
+    fun = minimisable(objective)
+    flats = [np.concatenate([np.ravel(c[n]) for n in names]) for c in candidates]
+    if scan:
+        flats += scan_starts(model, fun, flats[0], names, scan)
+    x = multistart_minimum(fun, flats)
+    shapes = [np.shape(point[n]) for n in names]
+    return Mode(x, names, shapes, _laplace_chol(fun, x), to_constrained, model.free_RVs)
+
+
+def compile_objective(model, backend="numba"):
+    """x -> (log density, gradient) of ``model`` on the flat unconstrained vector (``model.value_vars`` order,
+    Jacobians included), compiled with ``backend`` (numba, jax, or a PyTensor mode such as fast_run)."""
+    import pytensor
+    from pymc.pytensorf import join_nonshared_inputs
+    [logp], flat = join_nonshared_inputs(point=model.initial_point(), outputs=[model.logp(jacobian=True)],
+                                         inputs=model.value_vars)
+    if backend == "jax":
+        import stsbayes.backends.jax_fft  # noqa: F401  (JAX conversions of the FFT ops)
+    return pytensor.function([flat], [logp, pytensor.grad(logp, flat)], mode=backend.upper())
+
+
+def minimisable(objective):
+    """-log density and its gradient from an ``objective`` (:func:`compile_objective`), +inf outside the support
+    (a check in the graph, or a non-finite density), for a minimiser."""
+    from pymc.logprob.utils import ParameterValueError
 
     def fun(x):
         try:
@@ -118,13 +143,7 @@ def locate_mode(model, seed=None, starts=MAP_STARTS, scan=None, objective=None, 
         if not np.isfinite(value):
             return np.inf, np.zeros_like(x)
         return -float(value), -np.asarray(grad, float)
-
-    flats = [np.concatenate([np.ravel(c[n]) for n in names]) for c in candidates]
-    if scan:
-        flats += scan_starts(model, fun, flats[0], names, scan)
-    x = multistart_minimum(fun, flats)
-    shapes = [np.shape(point[n]) for n in names]
-    return Mode(x, names, shapes, _laplace_chol(fun, x), to_constrained, model.free_RVs)
+    return fun
 
 
 SCAN_SWEEPS = 2  # passes over the scanned elements (the second lets each element adjust to the others)
