@@ -50,5 +50,23 @@ sbc: $(STAMP)
 	nice -n 19 $(PY) studies/sbc.py --model nis --simulations $(SBC_N)
 	nice -n 19 $(PY) studies/sbc.py --model sis_pb --simulations $(SBC_N)
 
+# issue 7: how often `compare` reaches each verdict on simulated mzm and ysr2 spectra at the paper's conditions, and
+# how often a strong one favours the wrong class; resumable (rerun to continue), results in studies/results/;
+# tens of minutes per simulation on 2 cores (VERDICTS_N simulations per truth)
+VERDICTS_N ?= 100
+.PHONY: verdicts
+verdicts: $(STAMP)
+	nice -n 19 $(PY) studies/verdicts.py --truth both --simulations $(VERDICTS_N)
+
+# issue 7: the expected ln B (offset vs zero) from noise-free spectra against T_eff, modulation, noise and tip kind,
+# for an mzm and a ysr2 truth; resumable, results in studies/results/resolution.json and resolution.png (one
+# process per truth, both cores; RESOLUTION_ARGS=--quick for the baseline and each axis's extremes)
+RESOLUTION_ARGS ?=
+.PHONY: resolution
+resolution: $(STAMP)
+	nice -n 19 $(PY) studies/resolution.py --truths ysr2 $(RESOLUTION_ARGS) & \
+	  nice -n 19 $(PY) studies/resolution.py --truths mzm $(RESOLUTION_ARGS); wait
+	$(PY) studies/resolution.py $(RESOLUTION_ARGS)
+
 clean:
 	rm -rf $(VENV) $(OUT) *.egg-info

@@ -50,13 +50,7 @@ FIT_SPEC = {"sample": {"delta": [{"dist": "normal", "mu": 4.5, "sigma": 0.2},
 
 def tip_density(spec):
     """A calibration-like tip density at the true tip: sd 0.005 meV on delta_tip, 20 % on gamma_tip and T_eff."""
-    t, j = spec.tip, spec.junction
-    rng = np.random.default_rng(0)
-    n = 4000
-    delta = rng.normal(t["delta"], 0.005, n)
-    gamma = t["gamma"] * np.exp(rng.normal(0, 0.2, n))
-    t_eff = j["T_eff"] * np.exp(rng.normal(0, 0.2, n))
-    return TipDensity.from_draws(delta, gamma, t_eff)
+    return TipDensity.around(spec.tip["delta"], spec.tip["gamma"], spec.junction["T_eff"])
 
 
 def case(window):

@@ -95,14 +95,11 @@ def fit_spec(tip, condition):
     return spec
 
 
-def calibrated_tip(condition, tip_sd, seed=0, n=4000):
+def calibrated_tip(condition, tip_sd):
     """A calibration-like density of the Pb tip and T_eff around the truth (delta_tip to ``tip_sd`` meV, gamma_tip
     and T_eff to ``T_EFF_SPREAD``)."""
     tip = tomllib.loads(TRUTH_SPEC.read_text())["tip"]
-    rng = np.random.default_rng(seed)
-    return TipDensity.from_draws(rng.normal(tip["delta"], tip_sd, n),
-                                 tip["gamma"] * np.exp(rng.normal(0, T_EFF_SPREAD, n)),
-                                 condition["T_eff"] * np.exp(rng.normal(0, T_EFF_SPREAD, n)))
+    return TipDensity.around(tip["delta"], tip["gamma"], condition["T_eff"], delta_sd=tip_sd, log_sd=T_EFF_SPREAD)
 
 
 def asimov_data(truth, tip, condition, step=STEP):

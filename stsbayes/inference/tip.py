@@ -89,6 +89,14 @@ class TipDensity:
         mean, cov = z.mean(axis=0), np.cov(z, rowvar=False)
         return cls(mean=mean, cov=cov, adequacy=cls._adequacy(z, mean, cov))
 
+    @classmethod
+    def around(cls, delta_tip, gamma_tip, t_eff, *, delta_sd=0.005, log_sd=0.2, seed=0, n=4000):
+        """A calibration-like density at known values (simulation studies, benchmarks): delta_tip to ``delta_sd``
+        meV, gamma_tip and T_eff to ``log_sd`` (relative, log-normal), from ``n`` seeded draws."""
+        rng = np.random.default_rng(seed)
+        return cls.from_draws(rng.normal(delta_tip, delta_sd, n), gamma_tip * np.exp(rng.normal(0, log_sd, n)),
+                              t_eff * np.exp(rng.normal(0, log_sd, n)))
+
     @staticmethod
     def _adequacy(z, mean, cov):
         sd = np.sqrt(np.diag(cov))
