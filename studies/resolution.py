@@ -240,6 +240,7 @@ def plot(summary, path):
                     ax.axhline(sign * edge, color="0.6", lw=0.7, ls=":" if edge < 3 else "--")
             ax.axvline(BASELINE[axis], color="0.8", lw=3, zorder=0)
             ax.set_xscale("log")
+            ax.set_xlim(min(AXES[axis]) / 1.4, max(AXES[axis]) * 1.4)  # the whole axis, whatever is finished
             ax.set_yscale("symlog", linthresh=5)
             ax.set_xlabel(f"{axis} ({UNITS[axis]})")
             if j == 0:
@@ -247,7 +248,7 @@ def plot(summary, path):
             if j == 0 and ax.get_legend_handles_labels()[0]:
                 ax.legend(fontsize=8)
     fig.suptitle("Expected ln B from noise-free data (dashed: ±3 strong, ±5; dotted: ±1; grey bar: the paper's "
-                 "conditions; x: Pareto k̂ > 0.7)", fontsize=9)
+                 "conditions; x: unreliable, k̂ > 0.7 or an unconverged NUTS fallback)", fontsize=9)
     fig.tight_layout()
     tmp = path.with_name(path.stem + ".tmp.png")
     fig.savefig(tmp, dpi=110)
