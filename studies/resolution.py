@@ -126,11 +126,13 @@ def run_point(truth, tip, condition, *, seed, tip_sd=TIP_SD, step=STEP, hypothes
                    "log_density_at_mode": result.log_density_at_mode,
                    "hessian_regularised": result.hessian_regularised, "mode": result.mode,
                    "seconds": time.perf_counter() - t}
-    needed = [h for h in hypotheses if needs_mcmc(fits, h)]
-    for h in hypotheses:  # why an unreliable importance-sampling estimate may stand
-        if not fits[h]["reliable"] and h not in needed:
-            fits[h]["kept_because"] = "the question is decided" if abs(class_log_bf(
-                {n: (f["log_evidence"], 0.0) for n, f in fits.items()})[0]) >= DECISIVE else "under 1 % of its class"
+    needed = []
+    for h in hypotheses:
+        why = unreliable_kept(fits, h)
+        if why == "nuts":
+            needed.append(h)
+        elif why:
+            fits[h]["kept_because"] = why
     for i, h in enumerate(needed):
         fits[h].update(mcmc_evidence(data, spec, h, density, tip, seed=seed + 50 + i))
     log_z = {h: (f["log_evidence"], f["err"]) for h, f in fits.items()}
@@ -142,17 +144,19 @@ def run_point(truth, tip, condition, *, seed, tip_sd=TIP_SD, step=STEP, hypothes
             "seconds": time.perf_counter() - t0}
 
 
-def needs_mcmc(fits, h):
-    """Whether hypothesis ``h``'s importance-sampled ln Z (Pareto k̂ > 0.7) must be replaced by NUTS + bridge
-    sampling: unless the question is decided by so much (|ln B| >= ``DECISIVE``) that no error of that size
-    changes a verdict, or ``h`` is an offset hypothesis whose share of its class is below 1 %."""
+def unreliable_kept(fits, h):
+    """For an importance-sampled ln Z with Pareto k̂ > 0.7: "nuts" where it must be replaced by NUTS + bridge
+    sampling, else why it may stand: the question is decided by so much (|ln B| >= ``DECISIVE``) that no error of
+    that size changes a verdict, or ``h`` is an offset hypothesis with under 1 % of its class. None when reliable."""
     if fits[h]["reliable"]:
-        return False
+        return None
     log_z = {n: (f["log_evidence"], 0.0) for n, f in fits.items()}
     if "mzm" not in log_z or len(log_z) < 2 or abs(class_log_bf(log_z)[0]) >= DECISIVE:
-        return False
+        return "the question is decided"
     offset = {n: v for n, (v, _) in log_z.items() if n != "mzm"}
-    return h == "mzm" or offset[h] - max(offset.values()) > math.log(0.01)
+    if h == "mzm" or offset[h] - max(offset.values()) > math.log(0.01):
+        return "nuts"
+    return "under 1 % of its class"
 
 
 def mcmc_evidence(data, spec, h, density, tip, *, seed):
