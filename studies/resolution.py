@@ -47,7 +47,7 @@ import stsbayes.api  # noqa: E402
 from stsbayes.data import DATA  # noqa: E402
 from stsbayes.inference import FitData, TipDensity, build_model  # noqa: E402
 from stsbayes.inference.evidence import bridge_sampling, laplace_evidence  # noqa: E402
-from stsbayes.inference.hypotheses import HYPOTHESES  # noqa: E402
+from stsbayes.inference.hypotheses import HYPOTHESES, PRIOR_VERSION  # noqa: E402
 from stsbayes.inference.verdicts import STRENGTH_EDGES, class_log_bf, log_bayes_factors  # noqa: E402
 from stsbayes.io.atomic import atomic_write_text  # noqa: E402
 from stsbayes.io.reading import jsonable  # noqa: E402
@@ -277,7 +277,7 @@ def main(argv=None):
               file=sys.stderr)
         return 2
     settings = {"tip_sd_meV": args.tip_sd, "seed": args.seed, "window_mV": WINDOW, "step_mV": STEP,
-                "t_eff_spread": T_EFF_SPREAD, "evidence": "laplace_evidence (Laplace + Student-t IS, 4 x 1000); "
+                "t_eff_spread": T_EFF_SPREAD, "priors": PRIOR_VERSION, "evidence": "laplace_evidence (Laplace + Student-t IS, 4 x 1000); "
                 f"NUTS 4 x 1000 + bridge where k > 0.7 and |ln B| < {DECISIVE:g}"}
     folder = args.out / "resolution"
     folder.mkdir(parents=True, exist_ok=True)

@@ -94,15 +94,16 @@ def prior_bound_states(hypothesis, rng):
     """One draw of ``hypothesis``'s bound states from its own prior (hypotheses.bound_state_variables), as the
     spec's [[sample.bound_states]] tables (meV). mzm: eps = 0 and a total weight w split equally, u2 = v2 = w / 2;
     ysr, ysr2: iid HalfNormal energies, sorted (the ordered prior of ysr2 is the iid one restricted to ascending
-    energies, i.e. sorted iid draws), iid LogNormal weights; every width is the floor shift plus a LogNormal."""
+    energies, i.e. sorted iid draws), each pair's total weight and log ratio as hypotheses.py draws them; every width is the floor shift plus a LogNormal."""
     n = H.N_STATES[hypothesis]
     width = H.WIDTH_FLOOR_SHIFT + rng.lognormal(H.WIDTH_PRIOR["mu"], H.WIDTH_PRIOR["sigma"], n)
     if hypothesis == "mzm":
         total = float(rng.lognormal(H.MZM_WEIGHT_PRIOR["mu"], H.MZM_WEIGHT_PRIOR["sigma"]))
         return [{"eps": 0.0, "width": float(width[0]), "u2": 0.5 * total, "v2": 0.5 * total}]
     eps = np.sort(np.abs(rng.normal(0.0, H.EPS_SIGMA, n)))
-    u2 = rng.lognormal(H.WEIGHT_PRIOR["mu"], H.WEIGHT_PRIOR["sigma"], n)
-    v2 = rng.lognormal(H.WEIGHT_PRIOR["mu"], H.WEIGHT_PRIOR["sigma"], n)
+    total = rng.lognormal(H.MZM_WEIGHT_PRIOR["mu"], H.MZM_WEIGHT_PRIOR["sigma"], n)
+    ratio = rng.normal(0.0, H.RATIO_SIGMA, n)
+    u2, v2 = total / (1 + np.exp(-ratio)), total / (1 + np.exp(ratio))
     return [{"eps": float(eps[k]), "width": float(width[k]), "u2": float(u2[k]), "v2": float(v2[k])}
             for k in range(n)]
 
@@ -481,7 +482,7 @@ def main(argv=None, *, compare_fn=run_compare):
     folder = out / name
     truths = TRUTHS if args.truth == "both" else (args.truth,)
     settings = {"chains": args.chains, "draws": args.draws, "tune": args.tune, "smc_draws": args.smc_draws,
-                "replicates": args.replicates, "hypotheses": list(HYPOTHESES)}
+                "replicates": args.replicates, "hypotheses": list(HYPOTHESES), "priors": H.PRIOR_VERSION}
     try:
         conditions = Conditions(args.window)
         out.mkdir(parents=True, exist_ok=True)

@@ -256,7 +256,7 @@ def test_prior_scale_widens_every_contested_prior():
             H.bound_state_variables("ysr2", prior_scale=scale)
         # the model's log density of these constrained values (no Jacobian) equals log_prior_of at that scale
         vals = {"eps_all": draws["eps"][0], "width_excess": draws["width"][0] - H.WIDTH_FLOOR_SHIFT,
-                "u2_all": draws["u2"][0], "v2_all": draws["v2"][0]}
+                "w_all": draws["u2"][0] + draws["v2"][0], "log_ratio_all": np.log(draws["u2"][0] / draws["v2"][0])}
         logp = m.compile_logp(jacobian=False)
         point = {}
         for v in m.value_vars:

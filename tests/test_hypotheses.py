@@ -102,7 +102,7 @@ def test_log_prior_of_matches_the_model_prior(hypothesis):
         else:
             eps = np.sort(rng.uniform(0.01, 0.3, n))
             u2, v2 = rng.lognormal(np.log(0.15), 0.5, n), rng.lognormal(np.log(0.15), 0.5, n)
-            values.update(eps_all=eps, u2_all=u2, v2_all=v2)
+            values.update(eps_all=eps, w_all=u2 + v2, log_ratio_all=np.log(u2 / v2))
             draws.update(eps=eps, u2=u2, v2=v2)
         assert H.log_prior_of(draws, hypothesis, 1.0) == pytest.approx(_model_prior_logp(model, values), abs=1e-9)
 
@@ -112,8 +112,26 @@ def test_log_prior_of_scales_every_width():
     doubled = H.log_prior_of(draws, "ysr", 2.0)
     expected = (stats.lognorm.logpdf(0.03 - H.WIDTH_FLOOR_SHIFT, s=2.0, scale=0.02)
                 + stats.halfnorm.logpdf(0.1, scale=0.4)
-                + stats.lognorm.logpdf(0.2, s=2.0, scale=0.15) + stats.lognorm.logpdf(0.1, s=2.0, scale=0.15))
+                + stats.lognorm.logpdf(0.3, s=2.0, scale=0.3) + stats.norm.logpdf(np.log(2.0), scale=2.0 * np.sqrt(2)))
     assert doubled == pytest.approx(expected, rel=1e-12)
     # batched draws: one value per draw
     batch = {k: np.tile(v, (5, 1)) for k, v in draws.items()}
     np.testing.assert_allclose(H.log_prior_of(batch, "ysr", 0.5), H.log_prior_of(draws, "ysr", 0.5))
+
+
+def test_an_offset_pair_at_eps_zero_is_the_mzm_state():
+    """ysr nests mzm exactly: the pair's total weight has mzm's prior, and its split (r) is independent of it and
+    of eps, so at eps = 0 the offset pair is the zero-energy state whatever r (ln B is about eps alone)."""
+    for h in ("ysr", "ysr2"):
+        model = prior_model(h)
+        draws = pm.draw([model["u2_all"], model["v2_all"]], draws=4000, random_seed=3)
+        total = (draws[0] + draws[1]).ravel()
+        ratio = np.log(draws[0] / draws[1]).ravel()
+        assert stats.kstest(np.log(total), stats.norm(np.log(0.3), 1.0).cdf).pvalue > 1e-3
+        assert stats.kstest(ratio, stats.norm(0.0, H.RATIO_SIGMA).cdf).pvalue > 1e-3
+        assert abs(stats.spearmanr(total, ratio).statistic) < 0.05
+        # the test can fail: the former iid LogNormal(log 0.15, 1) weights give a total of another median
+        iid = np.random.default_rng(3).lognormal(np.log(0.15), 1.0, (2, 4000)).sum(axis=0)
+        assert stats.kstest(np.log(iid), stats.norm(np.log(0.3), 1.0).cdf).pvalue < 1e-3
+    mzm = pm.draw(prior_model("mzm")["w_0"], draws=4000, random_seed=4)
+    assert stats.ks_2samp(mzm, total).pvalue > 1e-3

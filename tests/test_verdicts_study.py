@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from stsbayes.inference import hypotheses as H
 from stsbayes.inference import verdicts as V
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -261,7 +262,7 @@ def test_study_resumes_refuses_other_settings_and_counts_errors(tmp_path, capsys
 
     # a fresh study with the same seeds gives the same records: the resumed study is the uninterrupted one
     settings = {"chains": 2, "draws": 50, "tune": 50, "smc_draws": 100, "replicates": 4,
-                "hypotheses": ["mzm", "ysr", "ysr2"]}
+                "hypotheses": ["mzm", "ysr", "ysr2"], "priors": H.PRIOR_VERSION}
     fresh = study.run_study(study.Conditions(0.2), tmp_path / "fresh", truths=("mzm", "ysr2"), simulations=3,
                             mode="prior", seed=5, settings=settings,
                             compare_fn=StandIn(fail_at={2}, unconverged_at={3}), progress=None)

@@ -10,10 +10,18 @@ reweighting is valid, physics.md §6):
   by ln 2).
 - ``width``: 0.002 meV + LogNormal(log 0.02 meV, 1): a Lorentzian half width above the grid's floor; bound-state
   lines are typically 0.01-0.1 meV wide.
-- ``u2``, ``v2``: LogNormal(log 0.15 meV, 1) each: integrated weights of a peak a few times the normal-state DOS
-  (u2 = 0.3 meV at width 0.02 meV is 4.8x the normal-state DOS).
-- ``mzm``: eps = 0 exactly and one total weight w = u2 + v2 ~ LogNormal(log 0.3 meV, 1) split equally (at eps = 0
-  only the sum reaches the data), so its peak-size prior matches the sum of ysr's two weights in median.
+- weights: every state has a total weight w = u2 + v2 ~ LogNormal(log 0.3 meV, 1), an integrated weight of a peak a
+  few times the normal-state DOS (0.3 meV at width 0.02 meV is 4.8x the normal-state DOS). An offset pair splits it
+  by its log ratio r = ln(u2 / v2) ~ Normal(0, sqrt 2), independent of w: u2 = w sigmoid(r), v2 = w sigmoid(-r).
+  sqrt 2 is the spread of ln(u2 / v2) for two iid LogNormal(., 1) weights.
+- ``mzm``: eps = 0 exactly and the same w, split equally (at eps = 0 only the sum reaches the data).
+
+Why (w, r) and not iid u2, v2: at eps = 0 the offset pair's likelihood is mzm's, whatever r, so with one prior on w
+the hypotheses are nested exactly: ysr at eps = 0 *is* mzm, and ln B(ysr vs mzm) is about eps alone (the
+Savage-Dickey ratio p(eps = 0 | data) / p(eps = 0)), not about two different peak-size priors. It also straightens
+the sampler's path: on zero-energy data only w is measured, and the unmeasured split r is one coordinate instead of
+a curved valley ln(u2 + v2) = const in (ln u2, ln v2); the Laplace-importance Pareto k of ysr on such data fell from
+1.19-1.32 to 0.77-0.98 (session 10 note).
 
 ``log_prior_of(draws, hypothesis, factor)`` evaluates the contested parameters' log prior with every width scaled
 by ``factor`` (0.5 = halved, 2 = doubled), for importance reweighting in the prior-sensitivity check.
@@ -31,9 +39,12 @@ HYPOTHESES = ("mzm", "ysr", "ysr2")
 EPS_SIGMA = 0.2  # meV
 WIDTH_FLOOR_SHIFT = 0.002  # meV
 WIDTH_PRIOR = {"mu": float(np.log(0.02)), "sigma": 1.0}
-WEIGHT_PRIOR = {"mu": float(np.log(0.15)), "sigma": 1.0}
+WEIGHT_PRIOR = {"mu": float(np.log(0.15)), "sigma": 1.0}  # the series models' u2, v2 (inference/series.py)
 MZM_WEIGHT_PRIOR = {"mu": float(np.log(0.3)), "sigma": 1.0}
 N_STATES = {"mzm": 1, "ysr": 1, "ysr2": 2}
+RATIO_SIGMA = float(np.sqrt(2.0))
+# names the default priors above; studies store it with their records and refuse records made under other priors
+PRIOR_VERSION = "2026-11-26: per-state total weight w and log ratio r"
 
 
 def check(names):
@@ -87,8 +98,10 @@ def bound_state_variables(hypothesis, prior_scale=1.0):
             eps = pm.HalfNormal("eps_all", sigma=EPS_SIGMA * f, shape=n, transform=Ordered(positive=True),
                                 default_transform=None, initval=np.linspace(0.05, 0.15, n))
             pm.Potential("eps_order_normalisation", pt.constant(np.log(float(np.prod(np.arange(1, n + 1))))))
-        u2 = pm.LogNormal("u2_all", **_scaled(WEIGHT_PRIOR, f), shape=n)
-        v2 = pm.LogNormal("v2_all", **_scaled(WEIGHT_PRIOR, f), shape=n)
+        total = pm.LogNormal("w_all", **_scaled(MZM_WEIGHT_PRIOR, f), shape=n)
+        ratio = pm.Normal("log_ratio_all", 0.0, RATIO_SIGMA * f, shape=n)
+        u2 = pm.Deterministic("u2_all", total * pm.math.sigmoid(ratio))
+        v2 = pm.Deterministic("v2_all", total * pm.math.sigmoid(-ratio))
         params = {"eps": eps, "width": width, "u2": u2, "v2": v2}
         for k in range(n):
             pm.Deterministic(f"eps_{k}", eps[k])
@@ -120,7 +133,8 @@ def parameter_names(hypothesis):
 def log_prior_of(draws, hypothesis, factor=1.0):
     """Log prior density of the contested bound-state parameters at each draw, every prior width times
     ``factor``. ``draws`` maps eps/width/u2/v2 (and w for mzm) to arrays (..., n_states) of constrained values;
-    the density is of those constrained values (the same Jacobian cancels in a ratio of priors)."""
+    the density is of the sampled quantities (eps, width, w = u2 + v2, r = ln(u2 / v2)) at those values (the
+    Jacobian to u2, v2 is the same at every factor and cancels in a ratio of priors)."""
     def lognormal(x, prior):
         return stats.lognorm.logpdf(x, s=prior["sigma"] * factor, scale=np.exp(prior["mu"]))
 
@@ -132,6 +146,6 @@ def log_prior_of(draws, hypothesis, factor=1.0):
     total = total + stats.halfnorm.logpdf(eps, scale=EPS_SIGMA * factor).sum(axis=-1)
     if N_STATES[hypothesis] > 1:
         total = total + np.log(2.0)
-    for k in ("u2", "v2"):
-        total = total + lognormal(np.asarray(draws[k], float), WEIGHT_PRIOR).sum(axis=-1)
-    return total
+    u2, v2 = np.asarray(draws["u2"], float), np.asarray(draws["v2"], float)
+    total = total + lognormal(u2 + v2, MZM_WEIGHT_PRIOR).sum(axis=-1)
+    return total + stats.norm.logpdf(np.log(u2 / v2), scale=RATIO_SIGMA * factor).sum(axis=-1)
