@@ -1,8 +1,10 @@
 """Results that carry their own provenance: posterior.nc (an ArviZ DataTree) + summary.json, reloadable alone."""
 
+import hashlib
 import json
 from pathlib import Path
 import platform
+import subprocess
 
 import numpy as np
 import xarray as xr
@@ -13,6 +15,7 @@ from .io.atomic import atomic_path, atomic_write_text
 from .io.reading import jsonable as _jsonable  # NaN/inf -> null, numpy -> plain JSON
 
 SCHEMA_VERSION = 1
+PACKAGE = Path(__file__).resolve().parent
 
 
 def package_versions():
@@ -23,6 +26,25 @@ def package_versions():
     return {"stsbayes": __version__, "pymc": pymc.__version__, "pytensor": pytensor.__version__,
             "arviz": arviz.__version__, "nutpie": nutpie.__version__, "numpy": np.__version__,
             "xarray": xr.__version__, "python": platform.python_version()}
+
+
+def code_version():
+    """Package versions, the git commit (read-only git calls; None outside a checkout) and a hash of the package's
+    sources as this run loaded them."""
+    digest = hashlib.sha256()
+    for path in sorted(PACKAGE.rglob("*.py")):  # the working tree may differ from the commit
+        digest.update(path.read_bytes())
+    out = {"versions": package_versions(), "git_commit": None, "git_dirty": None,
+           "stsbayes_sources_sha256": digest.hexdigest()}
+    try:
+        out["git_commit"] = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PACKAGE.parent, capture_output=True,
+                                           text=True, check=True, timeout=10).stdout.strip()
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=PACKAGE.parent,
+                                capture_output=True, text=True, check=True, timeout=10).stdout
+        out["git_dirty"] = bool(status.strip())
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return out
 
 
 class FitResult:

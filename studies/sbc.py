@@ -8,7 +8,6 @@ at the end) the study summary ``<out>/sbc_<model>.json`` and the figures ``sbc_<
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -21,27 +20,7 @@ sys.path.insert(0, str(ROOT))
 from stsbayes.diagnostics import sbc  # noqa: E402
 from stsbayes.io.atomic import atomic_write_text  # noqa: E402
 from stsbayes.io.reading import jsonable  # noqa: E402
-from stsbayes.results import package_versions  # noqa: E402
-
-
-def code_version():
-    """Package versions, the git commit (read-only git calls; None outside a checkout) and a hash of the package's
-    sources as this run loaded them."""
-    import hashlib
-    digest = hashlib.sha256()
-    for path in sorted((ROOT / "stsbayes").rglob("*.py")):  # the working tree may differ from the commit
-        digest.update(path.read_bytes())
-    out = {"versions": package_versions(), "git_commit": None, "git_dirty": None,
-           "stsbayes_sources_sha256": digest.hexdigest()}
-    try:
-        out["git_commit"] = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                                           check=True, timeout=10).stdout.strip()
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                                capture_output=True, text=True, check=True, timeout=10).stdout
-        out["git_dirty"] = bool(status.strip())
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return out
+from stsbayes.results import code_version  # noqa: E402
 
 
 def write_outputs(records, simulator_info, out, model, n_ranks, settings, extra):

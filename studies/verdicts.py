@@ -47,7 +47,6 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
-from sbc import code_version  # noqa: E402  (studies/sbc.py)
 
 from stsbayes.data import DATA  # noqa: E402
 from stsbayes.diagnostics.sbc import clopper_pearson  # noqa: E402
@@ -57,6 +56,7 @@ from stsbayes.inference import hypotheses as H  # noqa: E402
 from stsbayes.inference.verdicts import STRENGTHS  # noqa: E402
 from stsbayes.io.atomic import atomic_path, atomic_write_text  # noqa: E402
 from stsbayes.io.reading import jsonable  # noqa: E402
+from stsbayes.results import code_version  # noqa: E402
 from stsbayes.models import load_spec  # noqa: E402
 
 
