@@ -35,6 +35,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+from scipy import stats
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -45,8 +46,8 @@ import stsbayes  # noqa: E402
 import stsbayes.api  # noqa: E402
 from stsbayes.data import DATA  # noqa: E402
 from stsbayes.inference import FitData, TipDensity, build_model  # noqa: E402
-from stsbayes.inference.evidence import bridge_sampling, laplace_evidence  # noqa: E402
-from stsbayes.inference.hypotheses import HYPOTHESES, PRIOR_VERSION  # noqa: E402
+from stsbayes.inference.evidence import bridge_sampling, laplace_evidence, savage_dickey  # noqa: E402
+from stsbayes.inference.hypotheses import EPS_SIGMA, HYPOTHESES, PRIOR_VERSION  # noqa: E402
 from stsbayes.inference.verdicts import STRENGTH_EDGES, class_log_bf, log_bayes_factors  # noqa: E402
 from stsbayes.io.atomic import atomic_write_text  # noqa: E402
 from stsbayes.io.reading import jsonable  # noqa: E402
@@ -138,6 +139,7 @@ def run_point(truth, tip, condition, *, seed, tip_sd=TIP_SD, step=STEP, hypothes
             fits[h]["kept_because"] = why
     for i, h in enumerate(needed):
         fits[h].update(mcmc_evidence(data, spec, h, density, tip, seed=seed + 50 + i))
+    savage_dickey_check(fits)
     log_z = {h: (f["log_evidence"], f["err"]) for h, f in fits.items()}
     ln_b, err = class_log_bf(log_z)
     pair = log_bayes_factors(log_z).get("ysr2_vs_mzm")
@@ -172,10 +174,30 @@ def mcmc_evidence(data, spec, h, density, tip, *, seed):
                                target_accept=MCMC_TARGET_ACCEPT)
     bridge = bridge_sampling(fit.model, fit.tree, seed=seed)
     converged = bool(fit.converged)
-    return {"log_evidence": bridge.value, "err": bridge.err, "method": "nuts_bridge",
-            "by_replicate": bridge.by_replicate, "reliable": converged,
-            "failed_gates": fit.summary()["diagnostics"].get("failed_gates", []),
-            "seconds_mcmc": time.perf_counter() - t}
+    out = {"log_evidence": bridge.value, "err": bridge.err, "method": "nuts_bridge",
+           "by_replicate": bridge.by_replicate, "reliable": converged,
+           "failed_gates": fit.summary()["diagnostics"].get("failed_gates", []),
+           "seconds_mcmc": time.perf_counter() - t}
+    if h == "ysr":  # nested in mzm (hypotheses.py): a third, proposal-free estimate from the same draws
+        eps = fit.tree["posterior"]["eps_all"].transpose("chain", "draw", ...).values[..., 0]
+        sd = savage_dickey(eps, stats.halfnorm.pdf(0.0, scale=EPS_SIGMA))
+        out["savage_dickey_vs_mzm"] = {"log_bf": sd.value, "err": sd.err, "by_chain": sd.by_replicate}
+    return out
+
+
+def savage_dickey_check(fits):
+    """Where ysr's ln Z came from NUTS + bridge, the Savage-Dickey ln B(ysr vs mzm) from the same draws gives ysr's
+    ln Z a second time (ln Z_mzm + ln B). Records both, and keeps the bridge value reliable only if they agree
+    within 3 combined errors."""
+    ysr, mzm = fits.get("ysr", {}), fits.get("mzm")
+    sd = ysr.get("savage_dickey_vs_mzm")
+    if not sd or mzm is None or not math.isfinite(sd["log_bf"]):
+        return
+    implied = mzm["log_evidence"] + sd["log_bf"]
+    err = math.sqrt(mzm["err"] ** 2 + sd["err"] ** 2)
+    agree = abs(implied - ysr["log_evidence"]) <= 3 * math.sqrt(err ** 2 + ysr["err"] ** 2)
+    sd.update(implied_log_evidence=implied, implied_err=err, agrees_with_bridge=bool(agree))
+    ysr["reliable"] = bool(ysr["reliable"] and agree and mzm["reliable"])
 
 
 def design_points(quick=False):

@@ -59,6 +59,21 @@ def test_summary_curves_pick_each_axis_with_the_baseline(tmp_path):
     assert (tmp_path / "r.png").stat().st_size > 10_000 and not list(tmp_path.glob("*.tmp.png"))
 
 
+def test_savage_dickey_confirms_or_withdraws_the_bridge_value():
+    def fits(bridge):
+        return {"mzm": {"log_evidence": 100.0, "err": 0.05, "reliable": True},
+                "ysr": {"log_evidence": bridge, "err": 0.1, "reliable": True,
+                        "savage_dickey_vs_mzm": {"log_bf": -3.0, "err": 0.1}}}
+    agree, disagree = fits(97.2), fits(95.0)
+    R.savage_dickey_check(agree)
+    R.savage_dickey_check(disagree)
+    assert agree["ysr"]["reliable"] and agree["ysr"]["savage_dickey_vs_mzm"]["implied_log_evidence"] == 97.0
+    assert not disagree["ysr"]["reliable"] and not disagree["ysr"]["savage_dickey_vs_mzm"]["agrees_with_bridge"]
+    bare = {"mzm": {"log_evidence": 1.0, "err": 0.1, "reliable": True}, "ysr2": {"log_evidence": 0.0}}
+    R.savage_dickey_check(bare)  # nothing to check without ysr's NUTS draws
+    assert bare["ysr2"] == {"log_evidence": 0.0}
+
+
 def test_main_refuses_bad_choices_and_mixed_settings(tmp_path, capsys):
     assert R.main(["--truths", "majorana", "--out", str(tmp_path)]) == 2
     assert "choose --truths" in capsys.readouterr().err
