@@ -35,7 +35,6 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -47,7 +46,7 @@ import stsbayes.api  # noqa: E402
 from stsbayes.data import DATA  # noqa: E402
 from stsbayes.inference import FitData, TipDensity, build_model  # noqa: E402
 from stsbayes.inference.evidence import bridge_sampling, laplace_evidence, savage_dickey  # noqa: E402
-from stsbayes.inference.hypotheses import EPS_SIGMA, HYPOTHESES, PRIOR_VERSION  # noqa: E402
+from stsbayes.inference.hypotheses import EPS_PRIOR_AT_ZERO, HYPOTHESES, PRIOR_VERSION  # noqa: E402
 from stsbayes.inference.verdicts import STRENGTH_EDGES, class_log_bf, log_bayes_factors  # noqa: E402
 from stsbayes.io.atomic import atomic_write_text  # noqa: E402
 from stsbayes.io.reading import jsonable  # noqa: E402
@@ -180,7 +179,7 @@ def mcmc_evidence(data, spec, h, density, tip, *, seed):
            "seconds_mcmc": time.perf_counter() - t}
     if h == "ysr":  # nested in mzm (hypotheses.py): a third, proposal-free estimate from the same draws
         eps = fit.tree["posterior"]["eps_all"].transpose("chain", "draw", ...).values[..., 0]
-        sd = savage_dickey(eps, stats.halfnorm.pdf(0.0, scale=EPS_SIGMA))
+        sd = savage_dickey(eps, EPS_PRIOR_AT_ZERO)
         out["savage_dickey_vs_mzm"] = {"log_bf": sd.value, "err": sd.err, "by_chain": sd.by_replicate}
     return out
 

@@ -193,6 +193,32 @@ def test_quality_caps_and_exit_code():
     assert CompareResult(summarise(make_runs(LOG_Z)), {}).exit_code == 0
 
 
+def test_savage_dickey_confirms_ysr_against_mzm_or_caps():
+    """On a posterior of eps piled against 0 (uniform on [0, 0.01] meV: density 100/meV at 0), Savage-Dickey gives
+    ln B(ysr vs mzm) = ln(EPS_PRIOR_AT_ZERO / 100) = -3.22; ln Z values saying the same pass, others cap."""
+    expected = math.log(H.EPS_PRIOR_AT_ZERO / 100.0)
+
+    def runs_with(ysr_minus_mzm):
+        runs = make_runs({"mzm": -100.0, "ysr": -100.0 + ysr_minus_mzm, "ysr2": -104.0})
+        post = runs["ysr"]["fit"].tree["posterior"].to_dataset()
+        eps = np.random.default_rng(2).uniform(0, 0.01, post["eps_all"].shape)
+        post["eps_all"] = (post["eps_all"].dims, eps)
+        runs["ysr"]["fit"].tree["posterior"] = xr.DataTree(post)
+        return runs
+
+    ok = summarise(runs_with(expected))
+    check = ok["hypotheses"]["ysr"]["savage_dickey_vs_mzm"]
+    assert check["agrees"] and abs(check["log_bf"] - expected) < 3 * check["err"] + 0.05
+    assert ok["hypotheses"]["ysr"]["estimators_agree"] and "savage_dickey_vs_mzm" not in ok["hypotheses"]["mzm"]
+    bad = summarise(runs_with(expected + 10.0))  # two chains of 200 draws: an error of about 1 nat
+    assert bad["hypotheses"]["ysr"]["savage_dickey_vs_mzm"]["agrees"] is False
+    assert bad["diagnostics"]["estimators_disagree"] == ["ysr"]
+    assert "estimators" in bad["verdicts"]["zero_vs_offset"]["capped_by"]
+    # a posterior away from 0 (the fake fit's eps near 0.1 meV): no Savage-Dickey value, no cap from it
+    far = summarise(make_runs(LOG_Z))["hypotheses"]["ysr"]["savage_dickey_vs_mzm"]
+    assert far["log_bf"] is None and far["agrees"] is None
+
+
 def test_only_the_favoured_side_failing_its_predictive_check_caps():
     # the losing mzm failing its check is the data speaking against it: no cap, but said
     s = summarise(make_runs(LOG_Z, ppc_failed=("mzm",)))

@@ -43,6 +43,7 @@ WEIGHT_PRIOR = {"mu": float(np.log(0.15)), "sigma": 1.0}  # the series models' u
 MZM_WEIGHT_PRIOR = {"mu": float(np.log(0.3)), "sigma": 1.0}
 N_STATES = {"mzm": 1, "ysr": 1, "ysr2": 2}
 RATIO_SIGMA = float(np.sqrt(2.0))
+EPS_PRIOR_AT_ZERO = float(stats.halfnorm.pdf(0.0, scale=EPS_SIGMA))  # 1/meV: the Savage-Dickey denominator
 # names the default priors above; studies store it with their records and refuse records made under other priors
 PRIOR_VERSION = "2026-11-26: per-state total weight w and log ratio r"
 
