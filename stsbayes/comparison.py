@@ -53,8 +53,8 @@ from pytensor.graph.replace import graph_replace
 from .errors import InputError
 from .inference import hypotheses as H
 from .inference import verdicts as V
-from .inference.evidence import (AGREEMENT_SIGMAS, MIN_REPLICATES, UnconstrainedDensity, _posterior_group,
-                                 _relative_efficiency, bridge_sampling, combine, savage_dickey, smc_evidence,
+from .inference.evidence import (MIN_REPLICATES, UnconstrainedDensity, _posterior_group, _relative_efficiency,
+                                 agree_within_errors, bridge_sampling, combine, savage_dickey, smc_evidence,
                                  smc_log_evidence)
 from .inference.predictive import loo_summary
 from .io.atomic import atomic_path
@@ -276,7 +276,7 @@ def assemble_summary(runs, *, hypotheses, prior_odds, seed, sampler, evidence_se
     intervals = _probability_intervals(values, errs, prior_odds, np.random.default_rng(seed))
     loo = loo_summary({h: runs[h]["fit"].tree for h in hypotheses})
     agree = {h: bool(runs[h]["evidence"].agree) for h in hypotheses}
-    nested = savage_dickey_check(runs, hypotheses) if command == "compare" else None  # series: not nested so
+    nested = savage_dickey_check(runs, hypotheses) if command == "compare" else None  # series models nest none
     if nested and nested["agrees"] is False:
         agree["ysr"] = False
     ppc = {h: bool(runs[h]["fit"].summary()["diagnostics"].get("ppc", {}).get("passed", True)) for h in hypotheses}
@@ -329,6 +329,11 @@ def assemble_summary(runs, *, hypotheses, prior_odds, seed, sampler, evidence_se
     return _jsonable(summary)
 
 
+def ysr_savage_dickey(posterior):
+    """ln B(ysr vs mzm) by the Savage-Dickey ratio (evidence.savage_dickey) from a ysr posterior's eps draws."""
+    return savage_dickey(posterior["eps_all"].transpose("chain", "draw", ...).values[..., 0], H.EPS_PRIOR_AT_ZERO)
+
+
 def savage_dickey_check(runs, hypotheses):
     """ln B(ysr vs mzm) a third way, from ysr's draws alone: ysr at eps = 0 is mzm (hypotheses.py), so
     ln B = ln p(eps = 0) - ln p(eps = 0 | data) (evidence.savage_dickey). It needs no proposal and is at its best
@@ -340,12 +345,12 @@ def savage_dickey_check(runs, hypotheses):
     posterior = runs["ysr"]["fit"].tree["posterior"]
     if "eps_all" not in posterior:
         return None
-    sd = savage_dickey(posterior["eps_all"].transpose("chain", "draw", ...).values[..., 0], H.EPS_PRIOR_AT_ZERO)
+    sd = ysr_savage_dickey(posterior)
     ysr, mzm = runs["ysr"]["evidence"], runs["mzm"]["evidence"]
     from_evidence, err = ysr.value - mzm.value, float(np.hypot(ysr.err, mzm.err))
     if not np.isfinite(sd.value):
         return {"log_bf": None, "err": None, "from_evidences": from_evidence, "agrees": None}
-    agrees = abs(sd.value - from_evidence) <= AGREEMENT_SIGMAS * float(np.hypot(err, sd.err))
+    agrees = agree_within_errors((sd.value, sd.err), (from_evidence, err))
     return {"log_bf": sd.value, "err": sd.err, "by_chain": list(sd.by_replicate), "from_evidences": from_evidence,
             "from_evidences_err": err, "agrees": bool(agrees)}
 

@@ -9,8 +9,8 @@ level known. Each ln Z is the Laplace approximation at the posterior mode correc
 Student-t proposal (``stsbayes.inference.evidence.laplace_evidence``: four replicates, an error and a Pareto k̂).
 Where k̂ > 0.7 (a state pinned near eps = 0, two states sharing one peak: posteriors far from Gaussian) and the
 estimate matters (|ln B| < 50, and the hypothesis holds at least 1 % of its class), ln Z comes from NUTS (4 x 2000
-draws at target_accept 0.97, the usual gates) and bridge sampling instead. ln B (offset vs zero) combines ysr and ysr2 as the verdicts
-do (``class_log_bf``).
+draws at target_accept 0.97, the usual gates) and bridge sampling instead. ln B (offset vs zero) combines ysr and
+ysr2 as the verdicts do (``class_log_bf``).
 
 Designs: a metallic and a Pb tip (Δ_t = 1.37 meV, known from a calibration to ``--tip-sd`` meV; T_eff known to
 20 % either way), and around the paper's conditions (T_eff 0.32 K, 0.014 mV rms modulation, noise 0.02 G_n, ±3 mV at
@@ -40,13 +40,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-
 import stsbayes  # noqa: E402
 import stsbayes.api  # noqa: E402
 from stsbayes.data import DATA  # noqa: E402
+from stsbayes.comparison import ysr_savage_dickey  # noqa: E402
 from stsbayes.inference import FitData, TipDensity, build_model  # noqa: E402
-from stsbayes.inference.evidence import bridge_sampling, laplace_evidence, savage_dickey  # noqa: E402
-from stsbayes.inference.hypotheses import EPS_PRIOR_AT_ZERO, HYPOTHESES, PRIOR_VERSION  # noqa: E402
+from stsbayes.inference.evidence import agree_within_errors, bridge_sampling, laplace_evidence  # noqa: E402
+from stsbayes.inference.hypotheses import HYPOTHESES, PRIOR_VERSION  # noqa: E402
 from stsbayes.inference.verdicts import STRENGTH_EDGES, class_log_bf, log_bayes_factors  # noqa: E402
 from stsbayes.io.atomic import atomic_write_text  # noqa: E402
 from stsbayes.io.reading import jsonable  # noqa: E402
@@ -164,8 +164,8 @@ def unreliable_kept(fits, h):
 
 
 def mcmc_evidence(data, spec, h, density, tip, *, seed):
-    """ln Z of hypothesis ``h`` from NUTS (4 x ``MCMC_DRAWS`` draws, the fit's gates) and bridge sampling on its draws: the
-    fallback where the Laplace proposal misses the posterior's shape (a state pinned near eps = 0, two states
+    """ln Z of hypothesis ``h`` from NUTS (4 x ``MCMC_DRAWS`` draws, the fit's gates) and bridge sampling on its
+    draws: the fallback where the Laplace proposal misses the posterior's shape (a state pinned near eps = 0, two states
     sharing one peak)."""
     t = time.perf_counter()
     fit = stsbayes.api.run_fit(data, spec, command="fit", tip=density, metal_tip=True if tip == "metal" else None,
@@ -178,8 +178,7 @@ def mcmc_evidence(data, spec, h, density, tip, *, seed):
            "failed_gates": fit.summary()["diagnostics"].get("failed_gates", []),
            "seconds_mcmc": time.perf_counter() - t}
     if h == "ysr":  # nested in mzm (hypotheses.py): a third, proposal-free estimate from the same draws
-        eps = fit.tree["posterior"]["eps_all"].transpose("chain", "draw", ...).values[..., 0]
-        sd = savage_dickey(eps, EPS_PRIOR_AT_ZERO)
+        sd = ysr_savage_dickey(fit.tree["posterior"])
         out["savage_dickey_vs_mzm"] = {"log_bf": sd.value, "err": sd.err, "by_chain": sd.by_replicate}
     return out
 
@@ -187,14 +186,14 @@ def mcmc_evidence(data, spec, h, density, tip, *, seed):
 def savage_dickey_check(fits):
     """Where ysr's ln Z came from NUTS + bridge, the Savage-Dickey ln B(ysr vs mzm) from the same draws gives ysr's
     ln Z a second time (ln Z_mzm + ln B). Records both, and keeps the bridge value reliable only if they agree
-    within 3 combined errors."""
+    within the estimators' agreement rule (evidence.agree_within_errors)."""
     ysr, mzm = fits.get("ysr", {}), fits.get("mzm")
     sd = ysr.get("savage_dickey_vs_mzm")
     if not sd or mzm is None or not math.isfinite(sd["log_bf"]):
         return
     implied = mzm["log_evidence"] + sd["log_bf"]
     err = math.sqrt(mzm["err"] ** 2 + sd["err"] ** 2)
-    agree = abs(implied - ysr["log_evidence"]) <= 3 * math.sqrt(err ** 2 + ysr["err"] ** 2)
+    agree = agree_within_errors((implied, err), (ysr["log_evidence"], ysr["err"]))
     sd.update(implied_log_evidence=implied, implied_err=err, agrees_with_bridge=bool(agree))
     ysr["reliable"] = bool(ysr["reliable"] and agree and mzm["reliable"])
 
@@ -302,7 +301,8 @@ def main(argv=None):
               file=sys.stderr)
         return 2
     settings = {"tip_sd_meV": args.tip_sd, "seed": args.seed, "window_mV": WINDOW, "step_mV": STEP,
-                "t_eff_spread": T_EFF_SPREAD, "priors": PRIOR_VERSION, "evidence": "laplace_evidence (Laplace + Student-t IS, 4 x 1000); "
+                "t_eff_spread": T_EFF_SPREAD, "priors": PRIOR_VERSION,
+                "evidence": "laplace_evidence (Laplace + Student-t IS, 4 x 1000); "
                 f"NUTS 4 x {MCMC_DRAWS} (target_accept {MCMC_TARGET_ACCEPT}) + bridge where k > 0.7 and "
                 f"|ln B| < {DECISIVE:g}"}
     folder = args.out / "resolution"

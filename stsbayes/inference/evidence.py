@@ -526,6 +526,11 @@ def smc_evidence(model, *, replicates=MIN_REPLICATES, draws=2000, seed=None, pro
                     tuple(v + population.log_mass for v in raw.by_replicate), "smc")
 
 
+def agree_within_errors(a, b):
+    """Whether two estimates (value, err) of one quantity agree: |a - b| <= AGREEMENT_SIGMAS combined errors."""
+    return bool(abs(a[0] - b[0]) <= AGREEMENT_SIGMAS * np.hypot(a[1], b[1]))
+
+
 def combine(estimates):
     """Merge estimators of one ln Z: inverse-variance weighted mean, its error, and whether they agree.
 
@@ -545,7 +550,7 @@ def combine(estimates):
     weights = 1.0 / errs**2
     value = float(np.sum(weights * values) / np.sum(weights))
     err = float(1.0 / np.sqrt(np.sum(weights)))
-    agree = all(abs(values[i] - values[j]) <= AGREEMENT_SIGMAS * np.hypot(errs[i], errs[j])
+    agree = all(agree_within_errors((values[i], errs[i]), (values[j], errs[j]))
                 for i in range(len(values)) for j in range(i + 1, len(values)))
     return Combined(value, err, bool(agree), {e.method: float(e.value) for e in estimates})
 
@@ -558,8 +563,8 @@ SAVAGE_DICKEY_QUANTILE = 0.2  # the boundary density is fitted over the lowest 2
 def boundary_density(draws):
     """The density at 0 of a distribution on [0, inf) from its draws: a linear density a + b x fitted by its first
     two moments over [0, d], d the pooled ``SAVAGE_DICKEY_QUANTILE`` quantile (exact for a density linear there,
-    where a reflected kernel estimate is biased by the slope). Returns a per row (chain) of ``draws``; rows are
-    independent replicates. NaN where no draw of a row lies below d."""
+    where a reflected kernel estimate is biased by the slope). Returns the density at 0 per row (chain) of ``draws``;
+    rows are independent replicates. NaN where no draw of a row lies below d."""
     x = np.atleast_2d(np.asarray(draws, dtype=float))
     if np.any(x < 0) or not np.all(np.isfinite(x)):
         raise InputError("boundary_density needs finite draws >= 0 (an energy eps, say)")
