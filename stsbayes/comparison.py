@@ -54,8 +54,8 @@ from .errors import InputError
 from .inference import hypotheses as H
 from .inference import verdicts as V
 from .inference.evidence import (MIN_REPLICATES, UnconstrainedDensity, _posterior_group, _relative_efficiency,
-                                 agree_within_errors, bridge_sampling, combine, savage_dickey, smc_evidence,
-                                 smc_log_evidence)
+                                 agree_within_errors, bridge_sampling, combine, fold, mirror_signs, savage_dickey,
+                                 smc_evidence, smc_log_evidence)
 from .inference.predictive import loo_summary
 from .io.atomic import atomic_path
 from .results import SCHEMA_VERSION, _jsonable, package_versions
@@ -142,10 +142,13 @@ def reference_model(model, trace, *, df=REFERENCE_DF, scale=REFERENCE_SCALE):
     potential ln p̃(θ) − ln q(θ), p̃ the unnormalised posterior of ``model`` on its unconstrained vector θ.
 
     Its evidence ∫ q · p̃/q dθ is ``model``'s evidence, so PyMC's SMC on it tempers from q to the posterior in a
-    few stages. NaN log densities (far tails where a transform breaks down) count as zero density.
+    few stages. NaN log densities (far tails where a transform breaks down) count as zero density. A model with
+    mirror images (``hypotheses.mirror_sets``) has q fitted to its folded draws and divides by q averaged over the
+    images: Z = ∫ q · p̃ / q_sym dθ, since p̃ and q_sym are invariant and the images of q sum to q_sym.
     """
     density = UnconstrainedDensity(model)
-    draws = density.to_unconstrained(_posterior_group(trace)).reshape(-1, density.ndim)
+    sets = H.mirror_sets(model)
+    draws = fold(density.to_unconstrained(_posterior_group(trace)).reshape(-1, density.ndim), sets)
     mean = draws.mean(axis=0)
     cov = np.atleast_2d(np.cov(draws, rowvar=False)) * scale**2
     if not np.all(np.linalg.eigvalsh(cov) > 0):
@@ -155,7 +158,11 @@ def reference_model(model, trace, *, df=REFERENCE_DF, scale=REFERENCE_SCALE):
     [logp], flat = join_nonshared_inputs(point=point, outputs=[model.logp(jacobian=True)], inputs=model.value_vars)
     with pm.Model() as ref:
         theta = pm.MvStudentT("theta", nu=df, mu=mean, scale=cov)
-        log_q = pm.logp(pm.MvStudentT.dist(nu=df, mu=mean, scale=cov), theta)
+        q = pm.MvStudentT.dist(nu=df, mu=mean, scale=cov)
+        # with mirror images: Z = ∫ q · p̃ / q_sym, q_sym the reference averaged over them (the tempered target
+        # then ends on q's own mirror mode, and the others' mass is counted through q_sym)
+        signs = mirror_signs(density.ndim, sets)
+        log_q = pt.logsumexp(pt.stack([pm.logp(q, theta * sign) for sign in signs]), axis=0) - np.log(len(signs))
         target = graph_replace(logp, {flat: theta}, strict=False)
         target = pt.switch(pt.isnan(target), -np.inf, target)
         pm.Potential("posterior_over_reference", target - log_q)

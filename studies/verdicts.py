@@ -98,10 +98,10 @@ def prior_bound_states(hypothesis, rng):
     n = H.N_STATES[hypothesis]
     width = H.WIDTH_FLOOR_SHIFT + rng.lognormal(H.WIDTH_PRIOR["mu"], H.WIDTH_PRIOR["sigma"], n)
     if hypothesis == "mzm":
-        total = float(rng.lognormal(H.MZM_WEIGHT_PRIOR["mu"], H.MZM_WEIGHT_PRIOR["sigma"]))
+        total = float(rng.lognormal(H.STATE_WEIGHT_PRIOR["mu"], H.STATE_WEIGHT_PRIOR["sigma"]))
         return [{"eps": 0.0, "width": float(width[0]), "u2": 0.5 * total, "v2": 0.5 * total}]
     eps = np.sort(np.abs(rng.normal(0.0, H.EPS_SIGMA, n)))
-    total = rng.lognormal(H.MZM_WEIGHT_PRIOR["mu"], H.MZM_WEIGHT_PRIOR["sigma"], n)
+    total = rng.lognormal(H.STATE_WEIGHT_PRIOR["mu"], H.STATE_WEIGHT_PRIOR["sigma"], n)
     ratio = rng.normal(0.0, H.RATIO_SIGMA, n)
     u2, v2 = total / (1 + np.exp(-ratio)), total / (1 + np.exp(ratio))
     return [{"eps": float(eps[k]), "width": float(width[k]), "u2": float(u2[k]), "v2": float(v2[k])}

@@ -66,11 +66,38 @@ def test_ysr2_ordered_eps_prior_integrates_to_one_with_its_potential():
     assert half == pytest.approx(0.5, abs=1e-5)
 
 
-def test_ysr_eps_prior_integrates_to_one():
+def test_ysr_signed_eps_prior_integrates_to_one_and_folds_to_the_half_normal():
     model = prior_model("ysr")
-    density = _eps_density(model)
-    mass, _ = integrate.quad(lambda u: density(u), math.log(1e-13), math.log(5.0), epsabs=1e-11, epsrel=1e-10)
+    eps = model[H.SIGNED_EPS]
+    logp = model.compile_logp(vars=[eps], jacobian=True, sum=True)
+    point = model.initial_point()
+    density = lambda u: math.exp(float(logp({**point, H.SIGNED_EPS: np.array([u])})))  # noqa: E731
+    mass, _ = integrate.quad(density, -5.0, 5.0, epsabs=1e-11, epsrel=1e-10)
     assert mass == pytest.approx(1.0, abs=1e-6)
+    # the reported eps = |x| has the HalfNormal(EPS_SIGMA) prior of the docstring
+    folded = pm.draw(model["eps_all"], draws=4000, random_seed=5).ravel()
+    assert stats.kstest(folded, stats.halfnorm(scale=H.EPS_SIGMA).cdf).pvalue > 1e-3
+
+
+def test_ysr_reports_the_mirror_image_of_a_negative_signed_energy():
+    """x < 0 with split r is the pair at eps = |x| with u2 and v2 swapped: the report folds it so, and the spectrum
+    (u2 at +x, v2 at -x) is the same for (x, r) and (-x, -r)."""
+    from stsbayes.models.dos import bound_states
+    model = prior_model("ysr")
+    outputs = model.replace_rvs_by_values([model["eps_all"], model["u2_all"], model["v2_all"]])
+    reported = model.compile_fn(outputs, inputs=model.value_vars, on_unused_input="ignore")
+    base = model.initial_point()
+    w, r = 0.4, 0.8
+    for x in (0.07, -0.07):
+        point = {**base, H.SIGNED_EPS: np.array([x]), "w_all_log__": np.log([w]), "log_ratio_all": np.array([r])}
+        eps, u2, v2 = reported(point)
+        high, low = w / (1 + np.exp(-r)), w / (1 + np.exp(r))
+        np.testing.assert_allclose([eps[0], u2[0], v2[0]], [0.07, high, low] if x > 0 else [0.07, low, high])
+    energy = np.linspace(-0.3, 0.3, 61)
+    one = bound_states(energy, [0.07], [0.02], [0.3], [0.1]).eval()
+    mirrored = bound_states(energy, [-0.07], [0.02], [0.1], [0.3]).eval()
+    np.testing.assert_allclose(one, mirrored, rtol=1e-12)
+    assert not np.allclose(one, one[::-1])  # unequal weights: the spectrum itself is not symmetric
 
 
 def _model_prior_logp(model, values):
@@ -104,6 +131,14 @@ def test_log_prior_of_matches_the_model_prior(hypothesis):
             u2, v2 = rng.lognormal(np.log(0.15), 0.5, n), rng.lognormal(np.log(0.15), 0.5, n)
             values.update(eps_all=eps, w_all=u2 + v2, log_ratio_all=np.log(u2 / v2))
             draws.update(eps=eps, u2=u2, v2=v2)
+        if hypothesis == "ysr":
+            # the signed energy's density is the folded one's over 2, at (x, r) and at its mirror (-x, -r) alike
+            values[H.SIGNED_EPS] = values.pop("eps_all")
+            mirror = {**values, H.SIGNED_EPS: -values[H.SIGNED_EPS], "log_ratio_all": -values["log_ratio_all"]}
+            assert _model_prior_logp(model, mirror) == pytest.approx(_model_prior_logp(model, values), abs=1e-12)
+            assert H.log_prior_of(draws, hypothesis, 1.0) == pytest.approx(
+                _model_prior_logp(model, values) + np.log(2.0), abs=1e-9)
+            continue
         assert H.log_prior_of(draws, hypothesis, 1.0) == pytest.approx(_model_prior_logp(model, values), abs=1e-9)
 
 

@@ -68,7 +68,7 @@ PRIORS = {
     "width_excess": ("lognormal", H.WIDTH_PRIOR),
     "u2": ("lognormal", H.WEIGHT_PRIOR),
     "v2": ("lognormal", H.WEIGHT_PRIOR),
-    "w": ("lognormal", H.MZM_WEIGHT_PRIOR),
+    "w": ("lognormal", H.STATE_WEIGHT_PRIOR),
     "g_eff": ("halfnormal", {"sigma": 2.0}),
     "beta": ("halfnormal", {"sigma": 0.02}),
     "mu_eps": ("halfnormal", {"sigma": 0.2}),
