@@ -54,7 +54,7 @@ from .errors import InputError
 from .inference import hypotheses as H
 from .inference import verdicts as V
 from .inference.evidence import (MIN_REPLICATES, UnconstrainedDensity, _posterior_group, _relative_efficiency,
-                                 agree_within_errors, bridge_sampling, combine, fold, mirror_signs, savage_dickey,
+                                 agree_within_errors, bridge_sampling, combine, fold, mirror_images, savage_dickey,
                                  smc_evidence, smc_log_evidence)
 from .inference.predictive import loo_summary
 from .io.atomic import atomic_path
@@ -143,12 +143,12 @@ def reference_model(model, trace, *, df=REFERENCE_DF, scale=REFERENCE_SCALE):
 
     Its evidence ∫ q · p̃/q dθ is ``model``'s evidence, so PyMC's SMC on it tempers from q to the posterior in a
     few stages. NaN log densities (far tails where a transform breaks down) count as zero density. A model with
-    mirror images (``hypotheses.mirror_sets``) has q fitted to its folded draws and divides by q averaged over the
+    mirror images (``hypotheses.state_coordinates``) has q fitted to its folded draws and divides by q averaged over the
     images: Z = ∫ q · p̃ / q_sym dθ, since p̃ and q_sym are invariant and the images of q sum to q_sym.
     """
     density = UnconstrainedDensity(model)
-    sets = H.mirror_sets(model)
-    draws = fold(density.to_unconstrained(_posterior_group(trace)).reshape(-1, density.ndim), sets)
+    states = H.state_coordinates(model)
+    draws = fold(density.to_unconstrained(_posterior_group(trace)).reshape(-1, density.ndim), states)
     mean = draws.mean(axis=0)
     cov = np.atleast_2d(np.cov(draws, rowvar=False)) * scale**2
     if not np.all(np.linalg.eigvalsh(cov) > 0):
@@ -161,8 +161,9 @@ def reference_model(model, trace, *, df=REFERENCE_DF, scale=REFERENCE_SCALE):
         q = pm.MvStudentT.dist(nu=df, mu=mean, scale=cov)
         # with mirror images: Z = ∫ q · p̃ / q_sym, q_sym the reference averaged over them (the tempered target
         # then ends on q's own mirror mode, and the others' mass is counted through q_sym)
-        signs = mirror_signs(density.ndim, sets)
-        log_q = pt.logsumexp(pt.stack([pm.logp(q, theta * sign) for sign in signs]), axis=0) - np.log(len(signs))
+        perms, signs = mirror_images(density.ndim, states)
+        log_q = (pt.logsumexp(pt.stack([pm.logp(q, theta[perm] * sign) for perm, sign in zip(perms, signs)]), axis=0)
+                 - np.log(len(perms)))
         target = graph_replace(logp, {flat: theta}, strict=False)
         target = pt.switch(pt.isnan(target), -np.inf, target)
         pm.Potential("posterior_over_reference", target - log_q)

@@ -13,6 +13,7 @@ import types
 
 import numpy as np
 import pymc as pm
+import pytensor.tensor as pt
 import pytest
 import xarray as xr
 from matplotlib.image import imread
@@ -280,8 +281,8 @@ def test_prior_scale_widens_every_contested_prior():
     for scale in (0.5, 2.0):
         with pm.Model() as m:
             H.bound_state_variables("ysr2", prior_scale=scale)
-        # the model's log density of these constrained values (no Jacobian) equals log_prior_of at that scale
-        vals = {"eps_all": draws["eps"][0], "width_excess": draws["width"][0] - H.WIDTH_FLOOR_SHIFT,
+        # the model's log density of these constrained values (no Jacobian) is log_prior_of at that scale
+        vals = {H.SIGNED_EPS: draws["eps"][0], "width_excess": draws["width"][0] - H.WIDTH_FLOOR_SHIFT,
                 "w_all": draws["u2"][0] + draws["v2"][0], "log_ratio_all": np.log(draws["u2"][0] / draws["v2"][0])}
         logp = m.compile_logp(jacobian=False)
         point = {}
@@ -290,7 +291,8 @@ def test_prior_scale_widens_every_contested_prior():
             t = m.rvs_to_transforms.get(rv)
             x = vals[rv.name]
             point[v.name] = t.forward(x).eval() if t is not None else x
-        assert logp(point) == pytest.approx(float(H.log_prior_of(draws, "ysr2", scale)[0]), rel=1e-6)
+        # (the signed, unordered energies' density is the reported one's over its 2^2 2! mirror images)
+        assert logp(point) + np.log(8.0) == pytest.approx(float(H.log_prior_of(draws, "ysr2", scale)[0]), rel=1e-6)
     with pytest.raises(InputError, match="positive"):
         H.check_prior_scale(0)
 
@@ -429,14 +431,12 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(small_data, tmp_path
 # ---------------------------------------------------------------------------------------------- evidence estimators
 
 
-@pytest.fixture(scope="module")
-def ordered_toy():
-    """ysr2's bound-state prior with data on eps only: y ~ N(eps0 + 2 eps1, 0.03); ln Z by a fine grid."""
-    rng = np.random.default_rng(3)
-    y = rng.normal(0.05 + 2 * 0.12, 0.03, size=10)
-    with pm.Model() as model:
-        params, _ = H.bound_state_variables("ysr2")
-        pm.Normal("y", params["eps"][0] + 2 * params["eps"][1], 0.03, observed=y)
+TOY_Y = np.random.default_rng(3).normal(0.05 + 2 * 0.12, 0.03, size=10)
+
+
+def toy_truth():
+    """ln Z of y ~ N(eps0 + 2 eps1, 0.03) under ysr2's energy prior (two sorted HalfNormal(0.2)), on a fine grid."""
+    y = TOY_Y
     g = np.linspace(0.0, 1.0, 4001)
     e0, e1 = np.meshgrid(g, g, indexing="ij")
     m = e0 + 2 * e1
@@ -444,11 +444,35 @@ def ordered_toy():
               - y.size * math.log(0.03 * math.sqrt(2 * math.pi)))
     logprior = math.log(2) + stats.halfnorm.logpdf(e0, scale=H.EPS_SIGMA) + stats.halfnorm.logpdf(e1, scale=H.EPS_SIGMA)
     ordered = np.where(e0 < e1, 1.0, np.where(e0 == e1, 0.5, 0.0))  # trapezoid-like weight on the diagonal
-    truth = float(logsumexp(loglik + logprior, b=ordered) + 2 * math.log(g[1] - g[0]))
+    return float(logsumexp(loglik + logprior, b=ordered) + 2 * math.log(g[1] - g[0]))
+
+
+def _toy_trace(model):
     with model:
-        trace = pm.sample(draws=1000, tune=1000, chains=4, cores=1, random_seed=2, progressbar=False,
-                          compute_convergence_checks=False)
-    return model, trace, truth
+        return pm.sample(draws=1000, tune=1000, chains=4, cores=1, random_seed=2, progressbar=False,
+                         compute_convergence_checks=False)
+
+
+@pytest.fixture(scope="module")
+def ordered_toy():
+    """The same prior as an ordered HalfNormal pair with its 2! Potential (as gap vectors are ordered)."""
+    from pymc.distributions.transforms import Ordered
+    with pm.Model() as model:
+        eps = pm.HalfNormal("eps", sigma=H.EPS_SIGMA, shape=2, transform=Ordered(positive=True),
+                            default_transform=None, initval=np.array([0.05, 0.15]))
+        pm.Potential("order_normalisation", pt.constant(math.log(2.0)))
+        pm.Normal("y", eps[0] + 2 * eps[1], 0.03, observed=TOY_Y)
+    return model, _toy_trace(model), toy_truth()
+
+
+@pytest.fixture(scope="module")
+def signed_toy():
+    """ysr2's own bound-state prior (signed, unordered energies, reported sorted), the data on the reported eps."""
+    with pm.Model() as model:
+        H.bound_state_variables("ysr2")
+        eps = model["eps_all"]
+        pm.Normal("y", eps[0] + 2 * eps[1], 0.03, observed=TOY_Y)
+    return model, _toy_trace(model), toy_truth()
 
 
 def test_smc_from_the_prior_handles_the_ordered_prior_and_initvals(ordered_toy):
@@ -460,14 +484,23 @@ def test_smc_from_the_prior_handles_the_ordered_prior_and_initvals(ordered_toy):
     assert abs(estimate.value - truth) <= 3 * estimate.err + 0.03, (estimate, truth)
 
 
-def test_reference_smc_and_bridge_agree_with_the_truth(ordered_toy):
-    model, trace, truth = ordered_toy
+@pytest.mark.parametrize("toy", ["ordered_toy", "signed_toy"])
+def test_reference_smc_and_bridge_agree_with_the_truth(toy, request):
+    """Both parametrisations of ysr2's energies carry one prior: the same ln Z, whichever of the 8 mirror modes
+    of the signed one the chains sit in."""
+    model, trace, truth = request.getfixturevalue(toy)
     smc = reference_smc_evidence(model, trace, draws=500, seed=4)
     bridge = bridge_sampling(model, trace, seed=5)
     for estimate in (smc, bridge):
         assert len(estimate.by_replicate) == 4 and 0 < estimate.err < 0.3
         assert abs(estimate.value - truth) <= 3 * estimate.err + 0.02, (estimate, truth)
     assert combine([smc, bridge]).agree
+
+
+def test_smc_from_the_prior_on_the_signed_energies(signed_toy):
+    model, _, truth = signed_toy
+    estimate = smc_evidence(model, draws=2000, seed=1)
+    assert abs(estimate.value - truth) <= 3 * estimate.err + 0.03, (estimate, truth)
 
 
 class ConjugateFit:

@@ -408,78 +408,105 @@ def test_savage_dickey_says_nan_when_the_posterior_keeps_away_from_zero():
 
 # ---------------------------------------------------------------------------------------------- mirror symmetry
 #
-# ysr samples a signed energy x and its weight split r; (x, r) -> (-x, -r) leaves prior and likelihood unchanged
-# (hypotheses.mirror_sets), so offset data give two mirror modes while the chains sit in one. A toy with the same
-# names and an analytic evidence: likelihood 1/2 [N(d; x, s) N(e; r, t) + N(d; -x, s) N(e; -r, t)] under
-# x ~ N(0, SX), r ~ N(0, SR) has Z = N(d; 0, sqrt(SX² + s²)) N(e; 0, sqrt(SR² + t²)).
+# ysr and ysr2 sample signed energies x_k with weight splits r_k; (x_k, r_k) -> (-x_k, -r_k) and relabelling the
+# states leave prior and likelihood unchanged (hypotheses.state_coordinates), so offset data give 2^n n! mirror
+# modes while the chains sit in one. A toy with the same names and an analytic evidence: the likelihood is
+# L0(θ) = Π_k N(d_k; x_k, s) N(e_k; r_k, t) averaged over the images g, L = mean_g L0(g θ), under x_k ~ N(0, SX),
+# r_k ~ N(0, SR) (w_k, width_k untouched by the data), so Z = ∫ p L0 = Π_k N(d_k; 0, sqrt(SX² + s²)) N(e_k; 0, ...).
 
-MIRROR = {"d": 0.3, "s": 0.02, "e": 1.0, "t": 0.3, "SX": 0.2, "SR": 1.4}
+MIRROR = {"s": 0.02, "t": 0.3, "SX": 0.2, "SR": 1.4}
+MIRROR_DATA = {1: ([0.3], [1.0]), 2: ([0.1, 0.3], [1.0, -0.5])}
 
 
-def mirror_model():
+def mirror_model(n=1):
+    import itertools
+
     import pytensor.tensor as pt
     from stsbayes.inference.hypotheses import SIGNED_EPS
-    m = MIRROR
+    m, (d, e) = MIRROR, MIRROR_DATA[n]
     with pm.Model() as model:
-        x = pm.Normal(SIGNED_EPS, 0.0, m["SX"], shape=1)
-        r = pm.Normal("log_ratio_all", 0.0, m["SR"], shape=1)
-        pm.Normal("width_other", 0.0, 1.0)  # a coordinate the mirror leaves alone
-
-        def term(sign):
-            return (pm.logp(pm.Normal.dist(sign * x[0], m["s"]), m["d"])
-                    + pm.logp(pm.Normal.dist(sign * r[0], m["t"]), m["e"]))
-        pm.Potential("mirror_likelihood", pt.logaddexp(term(1.0), term(-1.0)) - np.log(2.0))
-    truth = (stats.norm.logpdf(m["d"], 0, math.hypot(m["SX"], m["s"]))
-             + stats.norm.logpdf(m["e"], 0, math.hypot(m["SR"], m["t"])))
+        x = pm.Normal(SIGNED_EPS, 0.0, m["SX"], shape=n)
+        pm.LogNormal("width_excess", 0.0, 1.0, shape=n)
+        pm.LogNormal("w_all", 0.0, 1.0, shape=n)
+        r = pm.Normal("log_ratio_all", 0.0, m["SR"], shape=n)
+        pm.Normal("other", 0.0, 1.0)  # a coordinate the images leave alone
+        terms = []
+        for order in itertools.permutations(range(n)):
+            for flips in itertools.product((1.0, -1.0), repeat=n):
+                terms.append(sum(pm.logp(pm.Normal.dist(f * x[j], m["s"]), d[k])
+                                 + pm.logp(pm.Normal.dist(f * r[j], m["t"]), e[k])
+                                 for k, (j, f) in enumerate(zip(order, flips))))
+        pm.Potential("mirror_likelihood", pt.logsumexp(pt.stack(terms)) - np.log(len(terms)))
+    truth = sum(stats.norm.logpdf(dk, 0, math.hypot(m["SX"], m["s"])) for dk in d) + sum(
+        stats.norm.logpdf(ek, 0, math.hypot(m["SR"], m["t"])) for ek in e)
     return model, truth
 
 
-def one_mirror_mode_trace(n_chain=4, n_draw=1000, seed=0):
-    """Exact draws from the (+x, +r) mode only, as chains started together at one mode would give."""
-    m, rng = MIRROR, np.random.default_rng(seed)
+def one_mirror_mode_trace(n=1, n_chain=4, n_draw=1000, seed=0):
+    """Exact draws from the identity image's mode only, as chains started together at one mode would give."""
+    m, (d, e), rng = MIRROR, MIRROR_DATA[n], np.random.default_rng(seed)
 
     def component(prior_sd, noise, obs):
         var = 1.0 / (1.0 / prior_sd**2 + 1.0 / noise**2)
-        return rng.normal(var * obs / noise**2, np.sqrt(var), (n_chain, n_draw, 1))
-    return from_dict({"posterior": {"eps_signed": component(m["SX"], m["s"], m["d"]),
-                                    "log_ratio_all": component(m["SR"], m["t"], m["e"]),
-                                    "width_other": rng.normal(0, 1, (n_chain, n_draw))}})
+        return rng.normal(var * np.asarray(obs) / noise**2, np.sqrt(var), (n_chain, n_draw, n))
+    return from_dict({"posterior": {"eps_signed": component(m["SX"], m["s"], d),
+                                    "width_excess": rng.lognormal(0, 1, (n_chain, n_draw, n)),
+                                    "w_all": rng.lognormal(0, 1, (n_chain, n_draw, n)),
+                                    "log_ratio_all": component(m["SR"], m["t"], e),
+                                    "other": rng.normal(0, 1, (n_chain, n_draw))}})
 
 
-def test_mirror_sets_name_the_signed_energy_and_its_ratio(linear):
-    from stsbayes.inference.hypotheses import mirror_sets
-    model, _ = mirror_model()
-    assert [s.tolist() for s in mirror_sets(model)] == [[0, 1]]
-    assert mirror_sets(linear_model(*linear)) == []
+def test_state_coordinates_images_and_fold():
+    from stsbayes.inference.evidence import fold, mirror_images
+    from stsbayes.inference.hypotheses import state_coordinates
+    model, _ = mirror_model(2)
+    states = state_coordinates(model)
+    # value_vars order: eps_signed (0, 1), width_excess_log__ (2, 3), w_all_log__ (4, 5), log_ratio_all (6, 7)
+    assert states.tolist() == [[0, 6, 4, 2], [1, 7, 5, 3]]
+    perms, signs = mirror_images(9, states)
+    assert len(perms) == 8 and (perms[0] == np.arange(9)).all() and (signs[0] == 1).all()
+    canonical = np.array([0.1, 0.3, -1.0, -2.0, 0.5, 0.6, 1.0, -0.5, 0.7])
+    images = canonical[perms] * signs
+    assert len({tuple(i) for i in images}) == 8
+    np.testing.assert_array_equal(fold(images, states), np.tile(canonical, (8, 1)))
+    assert state_coordinates(mirror_model(1)[0]).tolist() == [[0, 3, 2, 1]]
 
 
-def test_bridge_sampling_counts_the_mirror_mode_the_chains_never_visit(monkeypatch):
+def test_linear_model_has_no_mirror(linear):
+    from stsbayes.inference.hypotheses import state_coordinates
+    assert state_coordinates(linear_model(*linear)) is None
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_bridge_sampling_counts_the_mirror_modes_the_chains_never_visit(n, monkeypatch):
     import stsbayes.inference.evidence as E
-    model, truth = mirror_model()
-    trace = one_mirror_mode_trace()
+    model, truth = mirror_model(n)
+    trace = one_mirror_mode_trace(n)
     assert_matches(bridge_sampling(model, trace, seed=7), truth)
-    # the test can fail: a proposal on the visited mode alone finds half the evidence
-    monkeypatch.setattr(E, "mirror_sets", lambda model: [])
+    # the test can fail: a proposal on the visited mode alone finds 1 / (2^n n!) of the evidence
+    monkeypatch.setattr(E, "state_coordinates", lambda model: None)
     blind = bridge_sampling(model, trace, seed=7)
-    assert abs(blind.value - (truth - np.log(2.0))) <= 3 * blind.err + 0.02
+    lost = np.log(2.0**n * math.factorial(n))
+    assert abs(blind.value - (truth - lost)) <= 3 * blind.err + 0.02
 
 
-def test_laplace_evidence_counts_the_mirror_mode(monkeypatch):
+def test_laplace_evidence_counts_the_mirror_modes(monkeypatch):
     import stsbayes.inference.evidence as E
-    model, truth = mirror_model()
+    model, truth = mirror_model(2)
     result = laplace_evidence(model, seed=8)
     assert_matches(result.evidence, truth)
     assert result.reliable
-    assert abs(result.laplace - truth) < 0.05  # two Gaussian modes, each counted once
-    monkeypatch.setattr(E, "mirror_sets", lambda model: [])  # the control: one mode's worth
+    assert abs(result.laplace - truth) < 0.05  # eight Gaussian modes, each counted once
+    monkeypatch.setattr(E, "state_coordinates", lambda model: None)  # the control: one mode's worth
     blind = laplace_evidence(model, seed=8)
-    assert abs(blind.evidence.value - (truth - np.log(2.0))) < 0.05 and abs(blind.laplace - result.laplace) > 0.6
+    assert abs(blind.evidence.value - (truth - np.log(8.0))) < 0.05 and abs(blind.laplace - result.laplace) > 2
 
 
-def test_reference_smc_counts_the_mirror_mode(monkeypatch):
+def test_reference_smc_counts_the_mirror_modes(monkeypatch):
     import stsbayes.comparison as C
-    model, truth = mirror_model()
-    assert_matches(C.reference_smc_evidence(model, one_mirror_mode_trace(), draws=500, seed=9), truth)
-    monkeypatch.setattr(C.H, "mirror_sets", lambda model: [])  # the control: one mode's worth
-    blind = C.reference_smc_evidence(model, one_mirror_mode_trace(), draws=500, seed=9)
-    assert abs(blind.value - (truth - np.log(2.0))) <= 3 * blind.err + 0.02
+    model, truth = mirror_model(2)
+    trace = one_mirror_mode_trace(2)
+    assert_matches(C.reference_smc_evidence(model, trace, draws=500, seed=9), truth)
+    monkeypatch.setattr(C.H, "state_coordinates", lambda model: None)  # the control: one mode's worth
+    blind = C.reference_smc_evidence(model, trace, draws=500, seed=9)
+    assert abs(blind.value - (truth - np.log(8.0))) <= 3 * blind.err + 0.02

@@ -40,59 +40,47 @@ def test_number_of_states_and_reported_names():
     assert H.parameter_names("ysr2") == ["eps_0", "eps_1", "width_0", "width_1", "u2_0", "u2_1", "v2_0", "v2_1"]
 
 
-def _eps_density(model, with_potential=True):
-    """exp(log density) of eps on the unconstrained (ordered / log) coordinates, Jacobian included."""
-    eps = model["eps_all"]
-    terms = [eps] + (list(model.potentials) if with_potential else [])
-    logp = model.compile_logp(vars=terms, jacobian=True, sum=True)
-    value_name = model.rvs_to_values[eps].name
-    point = model.initial_point()  # the other variables do not enter these terms, but the function takes them
-    return lambda *u: math.exp(float(logp({**point, value_name: np.array(u)})))
-
-
-def test_ysr2_ordered_eps_prior_integrates_to_one_with_its_potential():
-    model = prior_model("ysr2")
-    assert model.rvs_to_values[model["eps_all"]].name.endswith("ordered__")
-    density = _eps_density(model)
-    # unconstrained coordinates of Ordered(positive=True): u0 = ln eps0, u1 = ln(eps1 - eps0), both over the reals;
-    # below ln 1e-13 and above ln 5 (25 prior sd) the density is < 1e-12 of its peak
-    lo, hi = math.log(1e-13), math.log(5.0)
-    mass, err = integrate.dblquad(lambda u1, u0: density(u0, u1), lo, hi, lo, hi, epsabs=1e-10, epsrel=1e-9)
-    assert err < 1e-6
-    assert mass == pytest.approx(1.0, abs=1e-5)
-    # the test can fail: without the Potential the ordered half of the iid prior holds 1/2
-    bare = _eps_density(model, with_potential=False)
-    half, _ = integrate.dblquad(lambda u1, u0: bare(u0, u1), lo, hi, lo, hi, epsabs=1e-10, epsrel=1e-9)
-    assert half == pytest.approx(0.5, abs=1e-5)
-
-
-def test_ysr_signed_eps_prior_integrates_to_one_and_folds_to_the_half_normal():
-    model = prior_model("ysr")
+@pytest.mark.parametrize("hypothesis", ["ysr", "ysr2"])
+def test_signed_eps_prior_integrates_to_one_and_folds_to_the_half_normal(hypothesis):
+    model = prior_model(hypothesis)
     eps = model[H.SIGNED_EPS]
     logp = model.compile_logp(vars=[eps], jacobian=True, sum=True)
     point = model.initial_point()
-    density = lambda u: math.exp(float(logp({**point, H.SIGNED_EPS: np.array([u])})))  # noqa: E731
-    mass, _ = integrate.quad(density, -5.0, 5.0, epsabs=1e-11, epsrel=1e-10)
-    assert mass == pytest.approx(1.0, abs=1e-6)
-    # the reported eps = |x| has the HalfNormal(EPS_SIGMA) prior of the docstring
-    folded = pm.draw(model["eps_all"], draws=4000, random_seed=5).ravel()
-    assert stats.kstest(folded, stats.halfnorm(scale=H.EPS_SIGMA).cdf).pvalue > 1e-3
+    n = H.N_STATES[hypothesis]
+    density = lambda *u: math.exp(float(logp({**point, H.SIGNED_EPS: np.array(u)})))  # noqa: E731
+    if n == 1:
+        mass, _ = integrate.quad(density, -5.0, 5.0, epsabs=1e-11, epsrel=1e-10)
+    else:
+        mass, _ = integrate.dblquad(lambda b, a: density(a, b), -2.0, 2.0, -2.0, 2.0, epsabs=1e-10, epsrel=1e-9)
+    assert mass == pytest.approx(1.0, abs=1e-6)  # no normalising term to get wrong: the states are unordered
+    # the reported eps = |x|, sorted: each state's HalfNormal(EPS_SIGMA), the pair the order statistics of two
+    folded = pm.draw(model["eps_all"], draws=4000, random_seed=5).reshape(4000, n)
+    half = stats.halfnorm(scale=H.EPS_SIGMA)
+    assert np.all(np.diff(folded, axis=1) >= 0)
+    assert stats.kstest(folded[:, 0], lambda q: 1 - (1 - half.cdf(q)) ** n).pvalue > 1e-3
+    assert stats.kstest(folded[:, -1], lambda q: half.cdf(q) ** n).pvalue > 1e-3
 
 
-def test_ysr_reports_the_mirror_image_of_a_negative_signed_energy():
-    """x < 0 with split r is the pair at eps = |x| with u2 and v2 swapped: the report folds it so, and the spectrum
-    (u2 at +x, v2 at -x) is the same for (x, r) and (-x, -r)."""
+def test_offset_states_report_the_mirror_image_of_a_negative_signed_energy():
+    """x < 0 with split r is the pair at eps = |x| with u2 and v2 swapped: the report folds it so and sorts the
+    states by eps, and the spectrum (u2 at +x, v2 at -x) is the same for (x, r) and (-x, -r)."""
     from stsbayes.models.dos import bound_states
-    model = prior_model("ysr")
-    outputs = model.replace_rvs_by_values([model["eps_all"], model["u2_all"], model["v2_all"]])
-    reported = model.compile_fn(outputs, inputs=model.value_vars, on_unused_input="ignore")
-    base = model.initial_point()
-    w, r = 0.4, 0.8
-    for x in (0.07, -0.07):
-        point = {**base, H.SIGNED_EPS: np.array([x]), "w_all_log__": np.log([w]), "log_ratio_all": np.array([r])}
-        eps, u2, v2 = reported(point)
-        high, low = w / (1 + np.exp(-r)), w / (1 + np.exp(r))
-        np.testing.assert_allclose([eps[0], u2[0], v2[0]], [0.07, high, low] if x > 0 else [0.07, low, high])
+    model = prior_model("ysr2")
+    names = ["eps_all", "u2_all", "v2_all", "width_all"]
+    reported = model.compile_fn(model.replace_rvs_by_values([model[k] for k in names]), inputs=model.value_vars,
+                                on_unused_input="ignore")
+    w, r, width = np.array([0.4, 0.2]), np.array([0.8, -0.3]), np.array([0.03, 0.05])
+    high, low = w / (1 + np.exp(-r)), w / (1 + np.exp(r))
+    for x in ([0.07, -0.02], [-0.07, 0.02]):
+        point = {**model.initial_point(), H.SIGNED_EPS: np.array(x), "w_all_log__": np.log(w),
+                 "log_ratio_all": r, "width_excess_log__": np.log(width - H.WIDTH_FLOOR_SHIFT)}
+        eps, u2, v2, widths = reported(point)
+        # state 1 (|x| = 0.02) is reported first
+        np.testing.assert_allclose(eps, [0.02, 0.07])
+        np.testing.assert_allclose(widths, width[::-1])
+        first = (high[1], low[1]) if x[1] > 0 else (low[1], high[1])
+        second = (high[0], low[0]) if x[0] > 0 else (low[0], high[0])
+        np.testing.assert_allclose([u2[0], v2[0], u2[1], v2[1]], [*first, *second])
     energy = np.linspace(-0.3, 0.3, 61)
     one = bound_states(energy, [0.07], [0.02], [0.3], [0.1]).eval()
     mirrored = bound_states(energy, [-0.07], [0.02], [0.1], [0.3]).eval()
@@ -131,15 +119,17 @@ def test_log_prior_of_matches_the_model_prior(hypothesis):
             u2, v2 = rng.lognormal(np.log(0.15), 0.5, n), rng.lognormal(np.log(0.15), 0.5, n)
             values.update(eps_all=eps, w_all=u2 + v2, log_ratio_all=np.log(u2 / v2))
             draws.update(eps=eps, u2=u2, v2=v2)
-        if hypothesis == "ysr":
-            # the signed energy's density is the folded one's over 2, at (x, r) and at its mirror (-x, -r) alike
-            values[H.SIGNED_EPS] = values.pop("eps_all")
-            mirror = {**values, H.SIGNED_EPS: -values[H.SIGNED_EPS], "log_ratio_all": -values["log_ratio_all"]}
-            assert _model_prior_logp(model, mirror) == pytest.approx(_model_prior_logp(model, values), abs=1e-12)
-            assert H.log_prior_of(draws, hypothesis, 1.0) == pytest.approx(
-                _model_prior_logp(model, values) + np.log(2.0), abs=1e-9)
+        if hypothesis == "mzm":
+            assert H.log_prior_of(draws, hypothesis, 1.0) == pytest.approx(_model_prior_logp(model, values),
+                                                                            abs=1e-9)
             continue
-        assert H.log_prior_of(draws, hypothesis, 1.0) == pytest.approx(_model_prior_logp(model, values), abs=1e-9)
+        # the signed energies' density is the reported one's over 2^n n!, at every mirror image alike
+        values[H.SIGNED_EPS] = values.pop("eps_all")
+        mirror = {H.SIGNED_EPS: -values[H.SIGNED_EPS][::-1], "log_ratio_all": -values["log_ratio_all"][::-1],
+                  "w_all": values["w_all"][::-1], "width_excess": values["width_excess"][::-1]}
+        assert _model_prior_logp(model, mirror) == pytest.approx(_model_prior_logp(model, values), abs=1e-12)
+        assert H.log_prior_of(draws, hypothesis, 1.0) == pytest.approx(
+            _model_prior_logp(model, values) + np.log(2.0**n * math.factorial(n)), abs=1e-9)
 
 
 def test_log_prior_of_scales_every_width():

@@ -10,6 +10,7 @@ Both are model-agnostic: any ``pm.Model`` whose free variables are continuous. E
 built from at least four independent replicates, and :func:`combine` merges estimators and says whether they agree.
 """
 
+import itertools
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -24,7 +25,7 @@ from scipy import stats
 from scipy.special import gammaln, logsumexp
 
 from ..errors import InputError
-from .hypotheses import mirror_sets
+from .hypotheses import state_coordinates
 
 MIN_REPLICATES = 4
 # |a - b| <= AGREEMENT_SIGMAS * sqrt(ea^2 + eb^2): two estimators agree (physics.md §6)
@@ -161,48 +162,73 @@ class _Normal:
         return self.mean + rng.standard_normal((n, self.ndim)) @ self.chol.T
 
 
-def mirror_signs(ndim, sets):
-    """(2^k, ndim) sign vectors, every combination of the ``sets`` of coordinates that flip together
-    (:func:`~stsbayes.inference.hypotheses.mirror_sets`); the identity first."""
-    signs = np.ones((1, ndim))
-    for idx in sets:
-        flipped = signs.copy()
-        flipped[:, idx] *= -1.0
-        signs = np.vstack([signs, flipped])
-    return signs
+def mirror_images(ndim, states):
+    """The model's symmetries as (perms, signs), each image x -> x[..., perm] * sign; the identity first.
+
+    ``states`` (:func:`~stsbayes.inference.hypotheses.state_coordinates`): a row [x, r, w, width] of flat indices per
+    signed-energy state, or None. The images are every flip (x_k, r_k) -> (-x_k, -r_k) combined with every
+    relabelling of the states: 2^n n! of them."""
+    if states is None:
+        return np.arange(ndim)[None], np.ones((1, ndim))
+    perms, signs = [], []
+    for order in itertools.permutations(range(len(states))):
+        for flips in itertools.product((1.0, -1.0), repeat=len(states)):
+            perm, sign = np.arange(ndim), np.ones(ndim)
+            for k, (source, flip) in enumerate(zip(order, flips)):
+                perm[states[k]] = states[source]
+                sign[states[k][:2]] = flip
+            perms.append(perm)
+            signs.append(sign)
+    return np.array(perms), np.array(signs)
 
 
-def fold(x, sets):
-    """Each row of ``x`` as its mirror image with the first coordinate of every set >= 0 (one mirror mode)."""
+def fold(x, states):
+    """Each row of ``x`` as its image with every signed energy >= 0 and the states sorted by it (one mirror mode)."""
     x = np.array(x, dtype=float)
-    for idx in sets:
-        part = x[..., idx]
-        part[part[..., 0] < 0] *= -1.0
-        x[..., idx] = part
+    if states is None:
+        return x
+    block = x[..., states]  # (..., n_states, 4)
+    block[..., :2] *= np.where(block[..., :1] < 0, -1.0, 1.0)
+    order = np.argsort(block[..., 0], axis=-1)
+    x[..., states] = np.take_along_axis(block, order[..., None], axis=-2)
     return x
 
 
 class Symmetrised:
-    """A proposal averaged over a model's mirror images: q_sym(x) = mean over signs s of q(s x).
+    """A proposal averaged over a model's mirror images: q_sym(x) = mean over images g of q(g x).
 
-    A posterior invariant under the flips is as much in every mirror mode as in the one its chains (or its mode)
-    found; a proposal fitted there alone covers 1/2 per flip of it, and ln Z comes out ln 2 per flip low. The
-    average is invariant too, so draws from either half serve the bridge (every ratio it averages is invariant)."""
+    A posterior invariant under the images is as much in every mirror mode as in the one its chains (or its mode)
+    found; a proposal fitted there alone covers 1/|G| of it, and ln Z comes out ln |G| low. The average is
+    invariant too, so draws from any one mode serve the bridge (every ratio it averages is invariant)."""
 
-    def __init__(self, base, signs):
-        self.base, self.signs = base, np.asarray(signs, float)
+    def __init__(self, base, images):
+        self.base, (self.perms, self.signs) = base, images
 
     def logpdf(self, x):
         x = np.atleast_2d(x)
-        return logsumexp([self.base.logpdf(x * s) for s in self.signs], axis=0) - np.log(len(self.signs))
+        return (logsumexp([self.base.logpdf(x[:, p] * s) for p, s in zip(self.perms, self.signs)], axis=0)
+                - np.log(len(self.perms)))
 
     def sample(self, n, rng):
-        return self.base.sample(n, rng) * self.signs[rng.integers(len(self.signs), size=n)]
+        x = self.base.sample(n, rng)
+        pick = rng.integers(len(self.perms), size=n)
+        return np.stack([x[i, self.perms[g]] * self.signs[g] for i, g in enumerate(pick)]) if n else x
 
 
-def symmetrised(base, sets, ndim):
-    """``base`` averaged over the mirror images of ``sets`` (itself when there are none)."""
-    return Symmetrised(base, mirror_signs(ndim, sets)) if sets else base
+def symmetrised(base, states, ndim):
+    """``base`` averaged over the mirror images of ``states`` (itself when there are none)."""
+    return base if states is None else Symmetrised(base, mirror_images(ndim, states))
+
+
+def distinct_images(x0, metric, states, threshold=4.0):
+    """How many of x0's mirror images lie apart: further than ``threshold`` in squared ``metric`` distance
+    (a Hessian) from every image counted before."""
+    perms, signs = mirror_images(len(x0), states)
+    kept = []
+    for image in x0[perms] * signs:
+        if all((image - k) @ metric @ (image - k) > threshold for k in kept):
+            kept.append(image)
+    return len(kept)
 
 
 def iterative_bridge(q_post, q_prop, *, tol=1e-10, max_iter=10_000):
@@ -288,7 +314,7 @@ def bridge_sampling(model, trace, *, replicates=MIN_REPLICATES, seed=None):
     The pooled posterior draws, mapped to the unconstrained space, are shuffled and cut into ``replicates``
     disjoint parts. In each part, one half fits the normal proposal and the other half enters the bridge with as
     many fresh proposal draws (Overstall & Forster 2010; Gronau et al. 2017). A model with mirror symmetries
-    (:func:`~stsbayes.inference.hypotheses.mirror_sets`) has the normal fitted to its folded draws and averaged over
+    (:func:`~stsbayes.inference.hypotheses.state_coordinates`) has the normal fitted to its folded draws and averaged over
     the mirror images (:class:`Symmetrised`). Disjoint parts make the replicates
     independent, so their spread is an honest Monte-Carlo error; replicates that reused the same draws would share
     the draws' error and understate it.
@@ -313,13 +339,13 @@ def bridge_sampling(model, trace, *, replicates=MIN_REPLICATES, seed=None):
     r_eff = _relative_efficiency(log_post.reshape(n_chain, n_draw))
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(pooled))
-    sets = mirror_sets(model)
-    folded = fold(pooled, sets)  # the normal is fitted to one mirror mode, then averaged over the mirror images
+    states = state_coordinates(model)
+    folded = fold(pooled, states)  # the normal is fitted to one mirror mode, then averaged over the mirror images
     estimates, mses = [], []
     for r in range(replicates):
         part = order[2 * r * per_half:2 * (r + 1) * per_half]
         fit, bridge = part[:per_half], part[per_half:]
-        proposal = symmetrised(_Normal(folded[fit]), sets, ndim)
+        proposal = symmetrised(_Normal(folded[fit]), states, ndim)
         proposal_draws = proposal.sample(per_half, rng)
         q_prop = density.logp(proposal_draws) - proposal.logpdf(proposal_draws)
         # a proposal draw far in the tails where the model's density is undefined counts as p̃ = 0: q = -inf is a
@@ -435,8 +461,8 @@ def laplace_evidence(model, *, seed=None, replicates=MIN_REPLICATES, draws=LAPLA
     objective = compile_objective(model, backend)
     mode = locate_mode(model, seed, scan=scan, objective=objective)
     fun = minimisable(objective)
-    sets = mirror_sets(model)
-    x0 = fold(mode.x, sets)  # a mirror image of a mode is a mode
+    states = state_coordinates(model)
+    x0 = fold(mode.x, states)  # a mirror image of a mode is a mode
     ndim = len(x0)
     log_peak = -fun(x0)[0]
     eigval, eigvec = np.linalg.eigh(hessian(fun, x0))
@@ -444,11 +470,9 @@ def laplace_evidence(model, *, seed=None, replicates=MIN_REPLICATES, draws=LAPLA
     floor = min(1.0, float(positive.min())) if positive.size else 1.0
     regularised = not bool(np.all(eigval > 0))
     eigval = np.maximum(eigval, floor) if regularised else eigval
-    # the mode's distinct mirror images (more than 2 Laplace sds away) each hold as much mass
-    images = mirror_signs(ndim, sets) * x0
-    distance2 = ((images - x0) @ eigvec) ** 2 @ eigval
-    laplace = float(log_peak + 0.5 * ndim * np.log(2 * np.pi) - 0.5 * np.sum(np.log(eigval))
-                    + np.log(1 + np.sum(distance2 > 4.0)))
+    # the mode's distinct mirror images (more than 2 Laplace sds apart) each hold as much mass
+    images = distinct_images(x0, (eigvec * eigval) @ eigvec.T, states)
+    laplace = float(log_peak + 0.5 * ndim * np.log(2 * np.pi) - 0.5 * np.sum(np.log(eigval)) + np.log(images))
     rng = np.random.default_rng(seed)
 
     def log_ratios(proposal, n):
@@ -459,17 +483,17 @@ def laplace_evidence(model, *, seed=None, replicates=MIN_REPLICATES, draws=LAPLA
     # a pilot round from the Laplace proposal, then a defensive mixture of it with a Student-t fitted to the
     # pilot's smoothed weights (which follows a skewed or boundary posterior; the Laplace half bounds the ratios)
     laplace_t = _StudentT(x0, eigvec, 1.0 / np.sqrt(eigval), df)
-    proposal = symmetrised(laplace_t, sets, ndim)
+    proposal = symmetrised(laplace_t, states, ndim)
     pilot, pilot_ratio = log_ratios(proposal, draws)
     if np.isfinite(pilot_ratio).sum() > ndim + 1:
         weights = np.exp(_smoothed_log_weights(pilot_ratio))
-        pilot = fold(pilot, sets)
+        pilot = fold(pilot, states)
         mean = weights @ pilot
         centred = pilot - mean
         cov = (weights[:, None] * centred).T @ centred
         fitted_val, fitted_vec = np.linalg.eigh(0.5 * (cov + cov.T))
         fitted_val = np.maximum(fitted_val, 1e-12 * max(float(fitted_val.max()), 1e-300))
-        proposal = symmetrised(_Mixture(laplace_t, _StudentT(mean, fitted_vec, np.sqrt(fitted_val), df)), sets,
+        proposal = symmetrised(_Mixture(laplace_t, _StudentT(mean, fitted_vec, np.sqrt(fitted_val), df)), states,
                                ndim)
     log_ratio = np.array([log_ratios(proposal, draws)[1] for _ in range(replicates)])
     per_set = np.array([_log_mean_exp(r) for r in log_ratio])

@@ -3,11 +3,9 @@
 Default priors, with their reasons (all with full support and no hard upper bound, so that prior-sensitivity
 reweighting is valid, physics.md §6):
 
-- ``eps`` (ysr, ysr2): HalfNormal(0.2 meV). ZECP splittings in Fe-based superconductors are tens to a few hundred
-  µeV (the paper's eps runs 0.01-0.25 meV); 0.2 meV keeps sub-0.05 meV offsets plausible without excluding larger.
-  ysr2 orders its two energies (eps[0] <= eps[1]); the ordered region holds 1/2 of the iid prior's mass, so the
-  density is multiplied by 2! = 2 to stay normalised (an evidence with a prior that integrates to 1/2 would be off
-  by ln 2).
+- ``eps`` (ysr, ysr2): HalfNormal(0.2 meV) for each state. ZECP splittings in Fe-based superconductors are tens to a
+  few hundred µeV (the paper's eps runs 0.01-0.25 meV); 0.2 meV keeps sub-0.05 meV offsets plausible without
+  excluding larger. ysr2 reports its two states sorted (eps[0] <= eps[1]).
 - ``width``: 0.002 meV + LogNormal(log 0.02 meV, 1): a Lorentzian half width above the grid's floor; bound-state
   lines are typically 0.01-0.1 meV wide.
 - weights: every state has a total weight w = u2 + v2 ~ LogNormal(log 0.3 meV, 1), an integrated weight of a peak a
@@ -23,16 +21,18 @@ the sampler's path: on zero-energy data only w is measured, and the unmeasured s
 a curved valley ln(u2 + v2) = const in (ln u2, ln v2); the Laplace-importance Pareto k of ysr on such data fell from
 1.19-1.32 to 0.77-0.98 (session 10 note).
 
-ysr samples a *signed* energy x ~ Normal(0, 0.2 meV) and puts u2 at +x, v2 at -x, which for x < 0 is the pair at
-eps = |x| with u2 and v2 swapped; it reports eps = |x| and the weights at +eps and -eps. Since r ~ Normal(0, .) is
-symmetric, the reported (eps, w, r) have exactly the priors above. Why: with eps >= 0 on a log scale, zero-energy
-data (eps piled uniformly on [0, 0.014 meV]) become an exponential tail in ln eps that NUTS crawled down (R-hat
-1.014, bulk ESS 308 from 4 x 1000 at target_accept 0.97; 24 divergences at 0.9; session 10 note); in x the same
-posterior is a smooth bump across 0, and the likelihood is analytic in x there. The price: offset data give two
-mirror modes (x, r) and (-x, -r). Chains start together at one of them and stay; the gates read the reported
-(folded) quantities; and every evidence estimator that fits a proposal to the draws averages it over the mirror
-images (``mirror_sets``, ``evidence.Symmetrised``), or its ln Z would lack ln 2. ysr2 keeps ordered eps >= 0 (a
-signed pair would also need its labels sorted by |x|).
+ysr and ysr2 sample *signed* energies x_k ~ Normal(0, 0.2 meV), unordered, and put u2_k at +x_k, v2_k at -x_k, which
+for x_k < 0 is the pair at eps = |x_k| with u2 and v2 swapped; they report eps = |x_k| with the weights at +eps and
+-eps, the states sorted by eps. Since r ~ Normal(0, .) is symmetric and the states are iid, the reported quantities
+have exactly the priors above (the sorted pair the iid density times 2!, with no normalising term to get wrong).
+Why: with eps >= 0 on a log scale, zero-energy data (eps piled uniformly on [0, 0.014 meV]) become an exponential
+tail in ln eps that NUTS crawled down (ysr: R-hat 1.014, bulk ESS 308 from 4 x 1000 at target_accept 0.97, 24
+divergences at 0.9; session 10 note); in x the same posterior is a smooth bump across 0 (ysr: 0 divergences at
+0.9), and the likelihood is analytic in x there. The price: every flip (x_k, r_k) -> (-x_k, -r_k) and every
+relabelling of the states maps the posterior onto itself, so offset data have 2^n n! mirror modes. Chains start
+together at one of them and stay; the gates read the reported (folded, sorted) quantities; and every evidence
+estimator that fits a proposal to the draws averages it over the mirror images (``state_coordinates``,
+``evidence.Symmetrised``), or its ln Z would lack ln(2^n n!).
 
 ``log_prior_of(draws, hypothesis, factor)`` evaluates the contested parameters' log prior with every width scaled
 by ``factor`` (0.5 = halved, 2 = doubled), for importance reweighting in the prior-sensitivity check.
@@ -41,7 +41,6 @@ by ``factor`` (0.5 = halved, 2 = doubled), for importance reweighting in the pri
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
-from pymc.distributions.transforms import Ordered
 from scipy import stats
 
 from ..errors import InputError
@@ -54,7 +53,7 @@ WEIGHT_PRIOR = {"mu": float(np.log(0.15)), "sigma": 1.0}  # the series models' u
 STATE_WEIGHT_PRIOR = {"mu": float(np.log(0.3)), "sigma": 1.0}
 N_STATES = {"mzm": 1, "ysr": 1, "ysr2": 2}
 RATIO_SIGMA = float(np.sqrt(2.0))
-SIGNED_EPS = "eps_signed"  # ysr's sampled energy, of either sign (module docstring)
+SIGNED_EPS = "eps_signed"  # the offset states' sampled energies, of either sign (module docstring)
 EPS_PRIOR_AT_ZERO = float(stats.halfnorm.pdf(0.0, scale=EPS_SIGMA))  # 1/meV: the Savage-Dickey denominator
 # names the default priors above; studies store it with their records and refuse records made under other priors
 PRIOR_VERSION = "2026-11-26: per-state total weight w and log ratio r"
@@ -96,41 +95,35 @@ def bound_state_variables(hypothesis, prior_scale=1.0):
     the prior-sensitivity check needs when reweighting is unreliable."""
     n = N_STATES[hypothesis]
     f = check_prior_scale(prior_scale)
-    width = pm.Deterministic("width_all", WIDTH_FLOOR_SHIFT + pm.LogNormal("width_excess",
-                                                                          **_scaled(WIDTH_PRIOR, f), shape=n))
+    width = WIDTH_FLOOR_SHIFT + pm.LogNormal("width_excess", **_scaled(WIDTH_PRIOR, f), shape=n)
     if hypothesis == "mzm":
         total = pm.LogNormal("w_0", **_scaled(STATE_WEIGHT_PRIOR, f))
         params = {"eps": pt.zeros(1), "width": width, "u2": pt.stack([0.5 * total]), "v2": pt.stack([0.5 * total])}
         pm.Deterministic("u2_0", 0.5 * total)
         pm.Deterministic("v2_0", 0.5 * total)
+        reported = {"width": width}
         fixed = {"eps[0]": 0.0}
     else:
+        # signed energies (module docstring): weight u2 = w sigmoid(r) at +x, v2 at -x, for x of either sign, the
+        # states unordered; reported as eps = |x| with the weights at +eps and -eps, the states sorted by eps
+        signed = pm.Normal(SIGNED_EPS, 0.0, EPS_SIGMA * f, shape=n)
         total = pm.LogNormal("w_all", **_scaled(STATE_WEIGHT_PRIOR, f), shape=n)
         ratio = pm.Normal("log_ratio_all", 0.0, RATIO_SIGMA * f, shape=n)
-        if n == 1:
-            # the signed energy (module docstring): weight u2 w sigmoid(r) at +x, v2 at -x, for x of either sign;
-            # reported as eps = |x| with the weights of the state at +eps
-            signed = pm.Normal(SIGNED_EPS, 0.0, EPS_SIGMA * f, shape=1)
-            forward_u2, forward_v2 = total * pm.math.sigmoid(ratio), total * pm.math.sigmoid(-ratio)
-            positive = pt.ge(signed, 0.0)
-            eps = pm.Deterministic("eps_all", pt.abs(signed))
-            u2 = pm.Deterministic("u2_all", pt.switch(positive, forward_u2, forward_v2))
-            v2 = pm.Deterministic("v2_all", pt.switch(positive, forward_v2, forward_u2))
-            params = {"eps": signed, "width": width, "u2": forward_u2, "v2": forward_v2}
-        else:
-            eps = pm.HalfNormal("eps_all", sigma=EPS_SIGMA * f, shape=n, transform=Ordered(positive=True),
-                                default_transform=None, initval=np.linspace(0.05, 0.15, n))
-            pm.Potential("eps_order_normalisation", pt.constant(np.log(float(np.prod(np.arange(1, n + 1))))))
-            u2 = pm.Deterministic("u2_all", total * pm.math.sigmoid(ratio))
-            v2 = pm.Deterministic("v2_all", total * pm.math.sigmoid(-ratio))
-            params = {"eps": eps, "width": width, "u2": u2, "v2": v2}
-        for k in range(n):
-            pm.Deterministic(f"eps_{k}", eps[k])
-            pm.Deterministic(f"u2_{k}", u2[k])
-            pm.Deterministic(f"v2_{k}", v2[k])
+        u2, v2 = total * pm.math.sigmoid(ratio), total * pm.math.sigmoid(-ratio)
+        params = {"eps": signed, "width": width, "u2": u2, "v2": v2}
+        positive = pt.ge(signed, 0.0)
+        eps = pt.abs(signed)
+        order = pt.argsort(eps) if n > 1 else slice(None)
+        reported = {"eps": eps[order], "width": width[order], "u2": pt.switch(positive, u2, v2)[order],
+                    "v2": pt.switch(positive, v2, u2)[order]}
+        for key in ("eps", "u2", "v2"):
+            reported[key] = pm.Deterministic(f"{key}_all", reported[key])
+            for k in range(n):
+                pm.Deterministic(f"{key}_{k}", reported[key][k])
         fixed = {}
+    reported["width"] = pm.Deterministic("width_all", reported["width"])
     for k in range(n):
-        pm.Deterministic(f"width_{k}", width[k])
+        pm.Deterministic(f"width_{k}", reported["width"][k])
     return params, fixed
 
 
@@ -140,25 +133,25 @@ EPS_SCAN = np.arange(0.0025, 3 * EPS_SIGMA + 1e-9, 0.005)
 
 
 def scan_grids(hypothesis):
-    """{free RV name: grid} for the mode search's scan (sampling.scan_starts): the offset energies, if any (for
-    ysr's signed energy the positive half: the negative half is its mirror image)."""
-    return {"mzm": {}, "ysr": {SIGNED_EPS: EPS_SCAN}}.get(hypothesis, {"eps_all": EPS_SCAN})
+    """{free RV name: grid} for the mode search's scan (sampling.scan_starts): the offset energies, if any (the
+    positive half of the signed energies: the negative half is its mirror image)."""
+    return {} if hypothesis == "mzm" else {SIGNED_EPS: EPS_SCAN}
 
 
-def mirror_sets(model):
-    """The model's mirror symmetries on its flat unconstrained vector (``model.value_vars`` order, as the samplers
-    and the evidence estimators use it): one index array per signed-energy state, [x_k, r_k], the coordinates
-    that (x, r) -> (-x, -r) negates while the likelihood and the prior stay the same. Every combination of these
-    flips maps the posterior onto itself; an evidence estimator whose proposal is fitted to one mirror image must
-    average it over all of them (``evidence.Symmetrised``), or ln Z comes out ln 2 per state too low."""
+def state_coordinates(model):
+    """Where the signed-energy states sit in the model's flat unconstrained vector (``model.value_vars`` order, as
+    the samplers and the evidence estimators use it): an (n_states, 4) index array, a row [x_k, r_k, w_k, width_k]
+    per state, or None without signed energies. The model is invariant under (x_k, r_k) -> (-x_k, -r_k) for each
+    state and under every permutation of the rows (``evidence.mirror_images``)."""
     offsets, start, point = {}, 0, model.initial_point()
     for value in model.value_vars:
         size = int(np.prod(np.shape(point[value.name])))
         offsets[value.name] = np.arange(start, start + size)
         start += size
     if SIGNED_EPS not in offsets:
-        return []
-    return [np.array([x, r]) for x, r in zip(offsets[SIGNED_EPS], offsets["log_ratio_all"])]
+        return None
+    return np.stack([offsets[SIGNED_EPS], offsets["log_ratio_all"], offsets["w_all_log__"],
+                     offsets["width_excess_log__"]], axis=1)
 
 
 def parameter_names(hypothesis):
