@@ -138,7 +138,8 @@ BORROWED_TIP_TARGET_ACCEPT = 0.95
 
 def run_fit(data, spec, *, command="fit", tip=None, metal_tip=None, reference=None, fit_modulation=False,
             sampler="nutpie", chains=4, draws=1000, tune=1000, seed=None, progress=None, input_record=None,
-            backend="numba", hypothesis=None, labels=None, prior_scale=1.0, target_accept=None, build=None):
+            backend="numba", hypothesis=None, labels=None, prior_scale=1.0, target_accept=None, build=None,
+            max_draws=None):
     """Build, sample, check and package one fit. Returns a :class:`FitResult` (converged or not).
 
     ``build`` (a series, ``stsbayes.series``): a callable returning (model, ModelInfo) used instead of the
@@ -148,6 +149,11 @@ def run_fit(data, spec, *, command="fit", tip=None, metal_tip=None, reference=No
     density or a joint partner spectrum; see ``BORROWED_TIP_TARGET_ACCEPT``).
 
     ``data`` is one spectrum, or with ``labels`` a list of spectra fitted jointly (shared tip and T_eff).
+
+    ``max_draws`` (default ``draws``: off): a run that fails the gates only by R-hat or bulk ESS, with no
+    divergence, no chains in different modes and R-hat <= ``EXTENDABLE_R_HAT`` (chains too short, not a sampler
+    in trouble), is sampled again with twice the draws per chain, while that stays within ``max_draws``. The
+    shorter runs are listed in ``diagnostics.extended``; their time counts in ``timing_s``.
     """
     datas = list(data) if labels is not None else [data]
     if labels is not None and isinstance(spec, dict) and set(labels) <= set(spec):
@@ -163,18 +169,19 @@ def run_fit(data, spec, *, command="fit", tip=None, metal_tip=None, reference=No
     if target_accept is None:
         borrowed = not info.metal_tip and (density is not None or labels is not None)
         target_accept = BORROWED_TIP_TARGET_ACCEPT if borrowed else 0.9
-    trace, timing, seed = run_nuts(model, sampler=sampler, chains=chains, draws=draws, tune=tune, seed=seed,
-                                   progress=progress, backend=backend, scan=info.scan, target_accept=target_accept)
-    posterior = trace["posterior"].to_dataset()
-    table = parameter_table(posterior, info.parameters)
-    parameters = {_canonical(n): v for n, v in summarize(table).items()}
-    divergences = int(np.asarray(trace["sample_stats"]["diverging"]).sum())
-    diag = gates(parameters, divergences)
-    stuck = chain_modes(table)
-    if stuck:
-        diag["chains_in_different_modes"] = stuck
-        diag["converged"] = False
-        diag["failed_gates"].append("chains in different modes: " + ", ".join(stuck))
+    max_draws, requested = check_max_draws(max_draws, draws), draws
+    extended, timing = [], {}
+    while True:
+        trace, spent, seed = run_nuts(model, sampler=sampler, chains=chains, draws=draws, tune=tune, seed=seed,
+                                      progress=progress, backend=backend, scan=info.scan, target_accept=target_accept)
+        timing = {k: timing.get(k, 0.0) + v for k, v in spent.items()}
+        posterior, parameters, diag = _checked(trace, info)
+        if diag["converged"] or not extendable(diag) or 2 * draws > max_draws:
+            break
+        extended.append({"draws": draws, "seed": seed, "failed_gates": diag["failed_gates"]})
+        draws, seed = 2 * draws, seed + 1
+    if extended:
+        diag["extended"] = extended
     groups = {}
     checks = {}
     for d, label in zip(datas, labels or [None]):
@@ -200,7 +207,8 @@ def run_fit(data, spec, *, command="fit", tip=None, metal_tip=None, reference=No
         "seed": seed,
         "input": {"temperature_K": first.temperature_K, "modulation": first.modulation,
                   "units": first.units, **(input_record or {})},
-        "sampler": {"name": sampler, "chains": chains, "draws": draws, "tune": tune},
+        "sampler": {"name": sampler, "chains": chains, "draws": draws, "tune": tune,
+                    **({"max_draws": max_draws} if max_draws > requested else {})},
         "parameters": parameters,
         "fixed": info.fixed,
         "diagnostics": diag,
@@ -224,6 +232,38 @@ def run_fit(data, spec, *, command="fit", tip=None, metal_tip=None, reference=No
         "seed": seed, "sampler": summary["sampler"], "versions": package_versions(),
         "grid": {"step_meV": info.grid.step, "points": 2 * info.grid.half + 1, "fft_size": info.grid.fft_size}}))
     return FitResult(tree, summary, model=model)
+
+
+EXTENDABLE_R_HAT = 1.05  # above it, chains disagree beyond what length cures: more draws would only cost time
+
+
+def check_max_draws(max_draws, draws):
+    """``max_draws`` as a number of draws per chain (``draws`` when None); at least ``draws``."""
+    if max_draws is None:
+        return draws
+    if int(max_draws) != max_draws or max_draws < draws:
+        raise InputError(f"--max-draws {max_draws} must be a whole number no smaller than --draws {draws}")
+    return int(max_draws)
+
+
+def extendable(diag):
+    """Whether a run failed its gates only for want of length: no divergence, no chains apart, R-hat close."""
+    return (not diag["converged"] and diag["divergences"] == 0 and not diag.get("chains_in_different_modes")
+            and diag["max_r_hat"] <= EXTENDABLE_R_HAT)
+
+
+def _checked(trace, info):
+    """The posterior, its parameter summary, and the gates' verdict on a sampled ``trace``."""
+    posterior = trace["posterior"].to_dataset()
+    table = parameter_table(posterior, info.parameters)
+    parameters = {_canonical(n): v for n, v in summarize(table).items()}
+    diag = gates(parameters, int(np.asarray(trace["sample_stats"]["diverging"]).sum()))
+    stuck = chain_modes(table)
+    if stuck:
+        diag["chains_in_different_modes"] = stuck
+        diag["converged"] = False
+        diag["failed_gates"].append("chains in different modes: " + ", ".join(stuck))
+    return posterior, parameters, diag
 
 
 def calibrate_tip(data, spec=None, *, reference="pb", **kwargs):

@@ -101,6 +101,9 @@ def _add_sampling_options(p):
     g.add_argument("--chains", type=int, default=4, help="number of chains (default 4)")
     g.add_argument("--draws", type=int, default=1000, help="draws per chain after tuning (default 1000)")
     g.add_argument("--tune", type=int, default=1000, help="tuning draws per chain (default 1000)")
+    g.add_argument("--max-draws", type=int, default=None, metavar="N",
+                   help="a run that fails the gates only for want of length (R-hat or ESS, no divergence) is "
+                        "sampled again with twice the draws, up to N per chain (default: --draws, no re-run)")
     g.add_argument("--seed", type=int, default=None, help="random seed: the same seed reproduces the run")
     g.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
 
@@ -162,6 +165,8 @@ def _fit_inputs(args):
     for name in ("chains", "draws", "tune"):
         if getattr(args, name) < 1:
             raise InputError(f"--{name} must be at least 1")
+    from .api import check_max_draws
+    check_max_draws(args.max_draws, args.draws)
     spectrum = load_from_args(args.file, args)
     if not hasattr(spectrum, "didv"):
         raise InputError(f"{args.file} is a grid: select a pixel first (stsbayes.load(...).pixel(ix, iy))")
@@ -169,6 +174,7 @@ def _fit_inputs(args):
     record = {"file": str(args.file), "bias_sign": args.bias_sign, "channel": spectrum.metadata.get("channel"),
               "direction": args.direction}
     sampling = dict(sampler=args.sampler, chains=args.chains, draws=args.draws, tune=args.tune, seed=args.seed,
+                    max_draws=args.max_draws,
                     progress=False if args.no_progress else None, fit_modulation=args.fit_modulation,
                     backend=args.backend, input_record=record)
     return data, sampling
@@ -414,6 +420,7 @@ def run_series(args):
               "direction": args.direction}
     result = series(args.kind, datas, conditions, spec, hypotheses=names, tip=args.tip, metal_tip=args.metal_tip,
                     prior_odds=odds, chains=args.chains, draws=args.draws, tune=args.tune, seed=args.seed,
+                    max_draws=args.max_draws,
                     progress=False if args.no_progress else None, smc_draws=args.smc_draws or DEFAULT_SMC_DRAWS,
                     replicates=args.replicates, prior_rerun=not args.no_prior_rerun, input_record=record,
                     workers=args.workers,

@@ -40,7 +40,6 @@ import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -380,12 +379,7 @@ class HypothesisFit:
     def run_fit(self, **kwargs):
         """``api.run_fit`` of this fit's data and spec with ``kwargs`` and the fit's own settings."""
         from .api import run_fit
-        with warnings.catch_warnings():
-            # run_fit draws its prior group with pm.sample_prior_predictive, which warns that Potentials are
-            # ignored; ysr2's only Potential is the constant ln 2 that normalises its ordered eps: no draw changes
-            warnings.filterwarnings("ignore", message="The effect of Potentials on other parameters is ignored",
-                                    category=UserWarning)
-            return run_fit(self.data, self.spec, **kwargs, **self.kwargs)
+        return run_fit(self.data, self.spec, **kwargs, **self.kwargs)
 
     def __call__(self, h, scale, fit_seed):
         return self.run_fit(command="compare", seed=fit_seed, hypothesis=h, prior_scale=scale)
@@ -412,7 +406,7 @@ def default_workers(n_tasks):
 def compare(data, spec=None, *, hypotheses=H.HYPOTHESES, tip=None, metal_tip=False, prior_odds=None, chains=4,
             draws=1000, tune=1000, seed=None, progress=None, smc_draws=DEFAULT_SMC_DRAWS, replicates=MIN_REPLICATES,
             sampler="nutpie", smc_start="reference", fit_modulation=False, backend="numba", input_record=None,
-            prior_rerun=True, workers=None):
+            prior_rerun=True, workers=None, max_draws=None):
     """Fit every hypothesis to one spectrum and compare them by their evidence; returns a :class:`CompareResult`.
 
     ``data`` is a file path, a Spectrum or a FitData; ``spec`` supplies the background and priors (its bound
@@ -423,13 +417,15 @@ def compare(data, spec=None, *, hypotheses=H.HYPOTHESES, tip=None, metal_tip=Fal
     re-fits a hypothesis at the halved / doubled bound-state priors where reweighting is unreliable (k̂ > 0.7);
     False skips that cost and caps such verdicts at "positive". ``workers`` processes fit hypotheses side by side
     (default :func:`default_workers`; 1 runs them in this process, keeping each fit's live model in ``fits``).
+    ``max_draws``: a fit short only of length is re-run with doubled draws up to this many (``api.run_fit``).
     """
-    from .api import _as_data
+    from .api import _as_data, check_max_draws
     from .models.spec import load_spec
 
     names = check_hypotheses(hypotheses)
     odds = check_prior_odds(prior_odds, names)
     _check_settings(smc_draws, replicates, smc_start, chains, draws, tune)
+    check_max_draws(max_draws, draws)
     if tip is not None and metal_tip:
         raise InputError("give either --tip or --metal-tip, not both")
     spec = load_spec(spec if spec is not None else {})
@@ -439,7 +435,7 @@ def compare(data, spec=None, *, hypotheses=H.HYPOTHESES, tip=None, metal_tip=Fal
 
     fit_at = HypothesisFit(data, spec, tip=tip, metal_tip=True if metal_tip else None, sampler=sampler,
                            chains=chains, draws=draws, tune=tune, progress=progress, fit_modulation=fit_modulation,
-                           backend=backend, input_record=input_record)
+                           backend=backend, input_record=input_record, max_draws=max_draws)
     settings = dict(smc_start=smc_start, smc_draws=smc_draws, replicates=replicates, progress=bool(progress))
     runs = evidence_runs(names, fit_at, single_spectrum_sensitivity, seed=seed, settings=settings,
                          prior_rerun=prior_rerun, workers=workers)

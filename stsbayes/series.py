@@ -115,16 +115,16 @@ class SeriesSensitivity:
 def series(kind, spectra, conditions=None, spec=None, *, hypotheses=S.SERIES_HYPOTHESES, tip=None,
            metal_tip=False, prior_odds=None, chains=4, draws=1000, tune=1000, seed=None, progress=None,
            smc_draws=DEFAULT_SMC_DRAWS, replicates=MIN_REPLICATES, smc_start="reference", prior_rerun=True,
-           input_record=None, files=None, workers=None):
+           input_record=None, files=None, workers=None, max_draws=None):
     """Compare ``mzm`` and ``ysr`` on a series of spectra; returns a :class:`~stsbayes.comparison.CompareResult`.
 
     ``spectra``: a manifest path (then ``conditions`` come from it), or a list of spectra (files, Spectrum or
     FitData) with ``conditions`` a dict of per-spectrum lists (``inference.series.CONDITION_KEYS``). ``spec``
     gives the background (gaps, T_eff, modulation, observation) and its priors. gn and field need
     ``metal_tip=True``; defects may take a calibrated ``tip`` instead. ``workers``: as in
-    :func:`~stsbayes.comparison.compare`.
+    :func:`~stsbayes.comparison.compare`, and so is ``max_draws``.
     """
-    from .api import _as_data, _tip_density
+    from .api import _as_data, _tip_density, check_max_draws
 
     if isinstance(spectra, (str, Path)):
         datas, conditions, files = read_manifest(kind, spectra)
@@ -136,6 +136,7 @@ def series(kind, spectra, conditions=None, spec=None, *, hypotheses=S.SERIES_HYP
         raise InputError("a series compares mzm with ysr: give --hypotheses mzm,ysr")
     odds = check_prior_odds(prior_odds, names)
     _check_settings(smc_draws, replicates, smc_start, chains, draws, tune)
+    check_max_draws(max_draws, draws)
     if tip is not None and metal_tip:
         raise InputError("give either --tip or --metal-tip, not both")
     density = _tip_density(tip)
@@ -148,7 +149,7 @@ def series(kind, spectra, conditions=None, spec=None, *, hypotheses=S.SERIES_HYP
     labels = S.labels_for(len(datas))
 
     fit_at = SeriesFit(kind, datas, conditions, spec, density, metal_tip, chains=chains, draws=draws, tune=tune,
-                       progress=progress, input_record=input_record)
+                       progress=progress, input_record=input_record, max_draws=max_draws)
     settings = dict(smc_start=smc_start, smc_draws=smc_draws, replicates=replicates, progress=bool(progress))
     runs = evidence_runs(names, fit_at, SeriesSensitivity(kind), seed=seed, settings=settings,
                          prior_rerun=prior_rerun,

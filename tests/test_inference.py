@@ -235,8 +235,86 @@ def test_chains_start_at_the_mode_with_laplace_jitter():
     post_sd = 1.0 / np.sqrt(1 / 100.0**2 + len(y) / 0.25)
     post_mean = post_sd**2 * y.sum() / 0.25
     assert mode.x[0] == pytest.approx(post_mean, abs=1e-6)
-    assert mode.chol[0, 0] == pytest.approx(post_sd, rel=1e-3)
+    assert np.sqrt((mode.chol @ mode.chol.T)[0, 0]) == pytest.approx(post_sd, rel=1e-3)
     starts = np.array([mode.jittered([7, chain])[0] for chain in range(200)])
     assert len(set(starts[:4])) == 4 and mode.jittered([7, 0])[0] == starts[0]
     assert np.std(starts - post_mean) == pytest.approx(START_JITTER * post_sd, rel=0.15)
     assert mode.constrained["mean"] == pytest.approx(post_mean, abs=1e-6)
+
+
+def test_a_saddle_still_gets_jitter_as_wide_as_its_flattest_measured_direction():
+    """Two identical bound states at a symmetric point (ysr2 on zero-energy data) are a saddle whose gradient
+    vanishes by symmetry; chains must not all start exactly there (nutpie cannot initialise on a zero gradient)."""
+    from stsbayes.inference.sampling import _laplace_chol
+    fun = lambda x: (2 * x[0] ** 2 - 0.5 * x[1] ** 2, np.array([4 * x[0], -x[1]]))  # noqa: E731  Hessian diag(4, -1)
+    factor = _laplace_chol(fun, np.zeros(2))
+    np.testing.assert_allclose(factor @ factor.T, np.diag([0.25, 0.25]), atol=1e-8)
+    assert _laplace_chol(lambda x: (-x @ x, -2 * x), np.zeros(2)) is None  # no positive curvature at all
+
+
+# ------------------------------------------------------------------------------------------------ run extension
+EXT_TRUTH = {"tip": {"kind": "metal"}, "sample": {"delta": [1.0], "gamma": [0.03], "weight": [1.0]},
+             "junction": {"T_eff": 0.3, "modulation_rms": 0.02}}
+EXT_FIT = {"tip": {"kind": "metal"},
+           "sample": {"delta": [{"dist": "normal", "mu": 1.1, "sigma": 0.2}],
+                      "gamma": [{"dist": "truncnormal", "mu": 0.03, "sigma": 0.03, "lower": 0.02}]},
+           "junction": {"modulation_rms": 0.02, "T_eff": 0.3}}
+
+
+def _scripted_fit(monkeypatch, failures, max_draws):
+    """A tiny real fit whose first gate verdicts are replaced by ``failures`` (dicts merged into the verdict);
+    returns the result and the draws each sampling run was given."""
+    import stsbayes
+    import stsbayes.api as api
+    bias = np.linspace(-3, 3, 61)
+    data = FitData(bias=bias, y=simulate(EXT_TRUTH, bias, noise=0.02, seed=1), units="normalised",
+                   temperature_K=0.3)
+    calls, real_nuts, real_checked = [], api.run_nuts, api._checked
+
+    def nuts(*args, **kwargs):
+        calls.append(kwargs["draws"])
+        return real_nuts(*args, **kwargs)
+
+    def checked(trace, info):
+        posterior, parameters, diag = real_checked(trace, info)
+        scripted = failures[len(calls) - 1] if len(calls) <= len(failures) else {}
+        diag = {**diag, "converged": not scripted, "failed_gates": ["scripted"] if scripted else [],
+                "divergences": 0, "max_r_hat": 1.0, **scripted}
+        return posterior, parameters, diag
+
+    monkeypatch.setattr(api, "run_nuts", nuts)
+    monkeypatch.setattr(api, "_checked", checked)
+    result = stsbayes.fit(data, EXT_FIT, metal_tip=True, chains=2, draws=20, tune=20, seed=3, progress=False,
+                          max_draws=max_draws)
+    return result, calls
+
+
+def test_a_run_short_only_of_length_is_extended_within_max_draws(monkeypatch):
+    short = {"min_ess_bulk": 120.0, "max_r_hat": 1.02}
+    result, calls = _scripted_fit(monkeypatch, [short, short], max_draws=100)
+    assert calls == [20, 40, 80]  # doubled while within max_draws; the third run passes
+    s = result.summary()
+    assert s["diagnostics"]["converged"] and s["sampler"]["draws"] == 80 and s["sampler"]["max_draws"] == 100
+    assert [e["draws"] for e in s["diagnostics"]["extended"]] == [20, 40]
+    assert result.tree["posterior"].sizes["draw"] == 80
+    # the limit: one doubling allowed, the second run still short is reported unconverged
+    result, calls = _scripted_fit(monkeypatch, [short, short], max_draws=40)
+    assert calls == [20, 40] and not result.summary()["diagnostics"]["converged"]
+
+
+def test_a_sampler_in_trouble_is_not_extended(monkeypatch):
+    from stsbayes.api import extendable
+    short = {"converged": False, "divergences": 0, "max_r_hat": 1.02}
+    assert extendable(short) and not extendable({**short, "converged": True})
+    for trouble in ({"divergences": 3}, {"max_r_hat": 1.2}, {"chains_in_different_modes": ["delta[0]"]}):
+        assert not extendable({**short, **trouble})
+    result, calls = _scripted_fit(monkeypatch, [{"divergences": 3}], max_draws=200)
+    assert calls == [20] and "extended" not in result.summary()["diagnostics"]
+    assert result.summary()["sampler"]["max_draws"] == 200
+
+
+def test_max_draws_below_draws_is_refused():
+    from stsbayes.api import check_max_draws
+    assert check_max_draws(None, 1000) == 1000 and check_max_draws(4000, 1000) == 4000
+    with pytest.raises(InputError, match="no smaller than --draws"):
+        check_max_draws(500, 1000)

@@ -72,16 +72,22 @@ def hessian(fun, x, rel=1e-5):
 
 
 def _laplace_chol(fun, x):
-    """Cholesky factor of the inverse Hessian of ``fun`` (value, gradient) at ``x``; None when the Hessian is not
-    positive definite (a mode at a boundary, a flat direction)."""
+    """A square root L (L Lᵀ = H⁻¹) of the inverse Hessian H of ``fun`` (value, gradient) at ``x``; None when H is
+    not finite or has no positive curvature at all.
+
+    Where H is not positive definite (a saddle or a flat direction: two identical bound states at a symmetric
+    point of ysr2, whose gradient vanishes there by symmetry), its non-positive eigenvalues are raised to the
+    smallest positive one, so the chains still start apart, along those directions as far as along the flattest
+    measured one; started all at the very point, they would share its zero gradient, on which nutpie cannot
+    initialise its mass matrix ("bad initial gradient")."""
     hess = hessian(fun, x)
     if not np.all(np.isfinite(hess)):
         return None
-    try:
-        np.linalg.cholesky(hess)  # positive definite?
-        return np.linalg.cholesky(np.linalg.inv(hess))
-    except np.linalg.LinAlgError:
+    eigval, eigvec = np.linalg.eigh(hess)
+    positive = eigval[eigval > 0]
+    if not positive.size:
         return None
+    return eigvec / np.sqrt(np.maximum(eigval, positive.min()))
 
 
 def locate_mode(model, seed=None, starts=MAP_STARTS, scan=None, objective=None, backend="numba"):
