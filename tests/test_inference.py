@@ -10,6 +10,8 @@ from stsbayes.errors import InputError
 from stsbayes.inference import PB_REFERENCE, FitData, TipDensity, build_model
 from stsbayes.inference.priors import RIDGE_SCALE
 from stsbayes.models import simulate
+from test_discrepancy import FIT as EXT_FIT  # a cheap metal-tip NIS fit and its truth
+from test_discrepancy import NIS as EXT_TRUTH
 
 BIAS = np.linspace(-3.5, 3.5, 71)
 
@@ -253,14 +255,6 @@ def test_a_saddle_still_gets_jitter_as_wide_as_its_flattest_measured_direction()
 
 
 # ------------------------------------------------------------------------------------------------ run extension
-EXT_TRUTH = {"tip": {"kind": "metal"}, "sample": {"delta": [1.0], "gamma": [0.03], "weight": [1.0]},
-             "junction": {"T_eff": 0.3, "modulation_rms": 0.02}}
-EXT_FIT = {"tip": {"kind": "metal"},
-           "sample": {"delta": [{"dist": "normal", "mu": 1.1, "sigma": 0.2}],
-                      "gamma": [{"dist": "truncnormal", "mu": 0.03, "sigma": 0.03, "lower": 0.02}]},
-           "junction": {"modulation_rms": 0.02, "T_eff": 0.3}}
-
-
 def _scripted_fit(monkeypatch, failures, max_draws):
     """A tiny real fit whose first gate verdicts are replaced by ``failures`` (dicts merged into the verdict);
     returns the result and the draws each sampling run was given."""
