@@ -620,7 +620,7 @@ TWO_PAIRS = [{"eps": 0.03, "width": 0.02, "u2": 0.35, "v2": 0.12},
 ZERO_STATE = [{"eps": 0.0, "width": 0.02, "u2": 0.25, "v2": 0.25}]
 FULL_FIT = {"sample": {"delta": [{"dist": "normal", "mu": 4.5, "sigma": 0.2},
                                  {"dist": "normal", "mu": 5.8, "sigma": 0.2}]}}
-FULL_SAMPLING = dict(chains=4, draws=1000, tune=1000, smc_draws=1000, replicates=4, progress=False)
+FULL_SAMPLING = dict(chains=4, draws=1000, tune=1000, smc_draws=1000, replicates=4, progress=False, max_draws=4000)
 
 
 def _fit_data(y, *, temperature, modulation_rms):
