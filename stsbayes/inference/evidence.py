@@ -212,7 +212,7 @@ class Symmetrised:
     def sample(self, n, rng):
         x = self.base.sample(n, rng)
         pick = rng.integers(len(self.perms), size=n)
-        return np.stack([x[i, self.perms[g]] * self.signs[g] for i, g in enumerate(pick)]) if n else x
+        return np.take_along_axis(x, self.perms[pick], axis=1) * self.signs[pick]
 
 
 def symmetrised(base, states, ndim):
