@@ -237,7 +237,7 @@ def test_chains_start_at_the_mode_with_laplace_jitter():
     post_sd = 1.0 / np.sqrt(1 / 100.0**2 + len(y) / 0.25)
     post_mean = post_sd**2 * y.sum() / 0.25
     assert mode.x[0] == pytest.approx(post_mean, abs=1e-6)
-    assert np.sqrt((mode.chol @ mode.chol.T)[0, 0]) == pytest.approx(post_sd, rel=1e-3)
+    assert np.sqrt((mode.root @ mode.root.T)[0, 0]) == pytest.approx(post_sd, rel=1e-3)
     starts = np.array([mode.jittered([7, chain])[0] for chain in range(200)])
     assert len(set(starts[:4])) == 4 and mode.jittered([7, 0])[0] == starts[0]
     assert np.std(starts - post_mean) == pytest.approx(START_JITTER * post_sd, rel=0.15)
@@ -247,11 +247,11 @@ def test_chains_start_at_the_mode_with_laplace_jitter():
 def test_a_saddle_still_gets_jitter_as_wide_as_its_flattest_measured_direction():
     """Two identical bound states at a symmetric point (ysr2 on zero-energy data) are a saddle whose gradient
     vanishes by symmetry; chains must not all start exactly there (nutpie cannot initialise on a zero gradient)."""
-    from stsbayes.inference.sampling import _laplace_chol
+    from stsbayes.inference.sampling import laplace_root
     fun = lambda x: (2 * x[0] ** 2 - 0.5 * x[1] ** 2, np.array([4 * x[0], -x[1]]))  # noqa: E731  Hessian diag(4, -1)
-    factor = _laplace_chol(fun, np.zeros(2))
+    factor = laplace_root(fun, np.zeros(2))
     np.testing.assert_allclose(factor @ factor.T, np.diag([0.25, 0.25]), atol=1e-8)
-    assert _laplace_chol(lambda x: (-x @ x, -2 * x), np.zeros(2)) is None  # no positive curvature at all
+    assert laplace_root(lambda x: (-x @ x, -2 * x), np.zeros(2)) is None  # no positive curvature at all
 
 
 # ------------------------------------------------------------------------------------------------ run extension

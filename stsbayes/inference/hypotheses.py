@@ -143,15 +143,12 @@ def state_coordinates(model):
     the samplers and the evidence estimators use it): an (n_states, 4) index array, a row [x_k, r_k, w_k, width_k]
     per state, or None without signed energies. The model is invariant under (x_k, r_k) -> (-x_k, -r_k) for each
     state and under every permutation of the rows (``evidence.mirror_images``)."""
-    offsets, start, point = {}, 0, model.initial_point()
-    for value in model.value_vars:
-        size = int(np.prod(np.shape(point[value.name])))
-        offsets[value.name] = np.arange(start, start + size)
-        start += size
-    if SIGNED_EPS not in offsets:
+    from .sampling import flat_slices
+    slices = flat_slices(model)
+    if SIGNED_EPS not in slices:
         return None
-    return np.stack([offsets[SIGNED_EPS], offsets["log_ratio_all"], offsets["w_all_log__"],
-                     offsets["width_excess_log__"]], axis=1)
+    return np.stack([np.arange(slices[name].start, slices[name].stop)
+                     for name in (SIGNED_EPS, "log_ratio_all", "w_all_log__", "width_excess_log__")], axis=1)
 
 
 def parameter_names(hypothesis):

@@ -23,13 +23,24 @@ def find_map(model, seed=None, starts=MAP_STARTS):
     return locate_mode(model, seed, starts).constrained
 
 
-class Mode:
-    """The posterior mode on the flat unconstrained vector (value variables in ``model.value_vars`` order), with the
-    Cholesky factor of the Laplace covariance (inverse Hessian of -log p there; None where it is not positive
-    definite) and a converter back to constrained values."""
+def flat_slices(model):
+    """Where each value variable sits in the flat unconstrained vector the samplers and evidence estimators use
+    (``model.value_vars`` order): {value variable name: slice}."""
+    slices, start, point = {}, 0, model.initial_point()
+    for value in model.value_vars:
+        size = int(np.prod(np.shape(point[value.name])))
+        slices[value.name] = slice(start, start + size)
+        start += size
+    return slices
 
-    def __init__(self, x, names, shapes, chol, to_constrained, free_rvs):
-        self.x, self.names, self.shapes, self.chol = x, names, shapes, chol
+
+class Mode:
+    """The posterior mode on the flat unconstrained vector (value variables in ``model.value_vars`` order), with a
+    square root ``root`` (root rootᵀ = H⁻¹) of the Laplace covariance (see :func:`laplace_root`; None where H has
+    no positive curvature) and a converter back to constrained values."""
+
+    def __init__(self, x, names, shapes, root, to_constrained, free_rvs):
+        self.x, self.names, self.shapes, self.root = x, names, shapes, root
         self._to_constrained, self._free = to_constrained, free_rvs
 
     def unflatten(self, x):
@@ -52,10 +63,10 @@ class Mode:
     def jittered(self, seed, scale=START_JITTER):
         """A flat start: the mode plus ``scale`` Laplace sds of Gaussian jitter (the mode itself without a Laplace
         factor). Deterministic in ``seed``."""
-        if self.chol is None or scale == 0:
+        if self.root is None or scale == 0:
             return self.x.copy()
         z = np.random.default_rng(seed).standard_normal(len(self.x))
-        return self.x + scale * (self.chol @ z)
+        return self.x + scale * (self.root @ z)
 
 
 def hessian(fun, x, rel=1e-5):
@@ -71,7 +82,7 @@ def hessian(fun, x, rel=1e-5):
     return 0.5 * (hess + hess.T)
 
 
-def _laplace_chol(fun, x):
+def laplace_root(fun, x):
     """A square root L (L Lᵀ = H⁻¹) of the inverse Hessian H of ``fun`` (value, gradient) at ``x``; None when H is
     not finite or has no positive curvature at all.
 
@@ -118,10 +129,10 @@ def locate_mode(model, seed=None, starts=MAP_STARTS, scan=None, objective=None, 
     fun = minimisable(objective)
     flats = [np.concatenate([np.ravel(c[n]) for n in names]) for c in candidates]
     if scan:
-        flats += scan_starts(model, fun, flats[0], names, scan)
+        flats += scan_starts(model, fun, flats[0], scan)
     x = multistart_minimum(fun, flats)
     shapes = [np.shape(point[n]) for n in names]
-    return Mode(x, names, shapes, _laplace_chol(fun, x), to_constrained, model.free_RVs)
+    return Mode(x, names, shapes, laplace_root(fun, x), to_constrained, model.free_RVs)
 
 
 def compile_objective(model, backend="numba"):
@@ -156,14 +167,14 @@ SCAN_SWEEPS = 2  # passes over the scanned elements (the second lets each elemen
 SCAN_KEEP = 3  # starts returned: the best point of the scan and the runners-up of its last element
 
 
-def scan_starts(model, fun, x0, names, scan):
+def scan_starts(model, fun, x0, scan):
     """Flat starts from scanning each element of the ``scan`` variables over its grid, the rest held at ``x0``.
 
     Each element in turn takes every grid value (a sorted vector stays sorted, so ordered transforms apply), the
     best by ``fun`` is kept, and the sweep repeats ``SCAN_SWEEPS`` times. Returns the best point and the next
     best values of the last element scanned, as distinct starts."""
     import pytensor
-    offsets = np.cumsum([0] + [int(np.prod(np.shape(model.initial_point()[n]))) for n in names])
+    slices = flat_slices(model)
     x = np.array(x0, dtype=float)
     ranked = []
     for rv_name, grid in scan.items():
@@ -171,8 +182,7 @@ def scan_starts(model, fun, x0, names, scan):
         if rv is None or rv not in model.free_RVs:
             raise InputError(f"cannot scan {rv_name}: the model has no free variable of that name")
         value = model.rvs_to_values[rv]
-        i = names.index(value.name)
-        lo, hi = offsets[i], offsets[i + 1]
+        lo, hi = slices[value.name].start, slices[value.name].stop
         transform = model.rvs_to_transforms.get(rv)
         c = pytensor.tensor.dvector("c")
         forward = pytensor.function([c], transform.forward(c, *rv.owner.inputs) if transform is not None else c,
