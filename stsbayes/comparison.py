@@ -38,6 +38,7 @@ import math
 import multiprocessing
 import os
 import sys
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -456,6 +457,27 @@ def evidence_record(settings, prior_rerun):
             "bridge": {"replicates": replicates}, "prior_rerun": bool(prior_rerun)}
 
 
+PARENT_POLL_S = 1.0  # how often a worker checks that the process which started it is still there
+
+
+def _exit_with_parent(parent_pid):
+    """Worker initializer: a daemon thread ends the worker once the process that started it is gone. A killed
+    ``compare`` (SIGTERM, SIGKILL, a batch system's time limit) would otherwise leave its spawned workers fitting
+    on, orphaned, for as long as their hypothesis takes, holding the cores the next run needs."""
+    def watch():
+        while os.getppid() == parent_pid:
+            time.sleep(PARENT_POLL_S)
+        os._exit(1)
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def worker_pool(workers):
+    """The process pool that fits hypotheses side by side: spawned (no forked PyTensor/numba state), each worker
+    ending with its parent (:func:`_exit_with_parent`)."""
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_exit_with_parent, initargs=(os.getpid(),))
+
+
 def evidence_runs(names, fit_at, sensitivity, *, seed, settings, prior_rerun, workers=None):
     """Fit every hypothesis, estimate its evidence twice and its prior sensitivity; the ``runs`` that
     :func:`assemble_summary` takes. Shared by ``compare`` and ``series``.
@@ -478,7 +500,7 @@ def evidence_runs(names, fit_at, sensitivity, *, seed, settings, prior_rerun, wo
     quiet = {**settings, "progress": False}
     runs = {}
     t0 = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with worker_pool(workers) as pool:
         futures = {pool.submit(hypothesis_run, i, h, fit_at.quiet(), sensitivity, seed, quiet, prior_rerun,
                                keep_model=False): h for i, h in enumerate(names)}
         if settings.get("progress"):

@@ -9,6 +9,11 @@ clearly offset YSR pair (eps 0.15 meV) favours "offset". The issue's must-shows 
 
 import json
 import math
+import os
+import signal
+import subprocess
+import sys
+import time
 import types
 
 import numpy as np
@@ -22,7 +27,7 @@ from scipy.special import logsumexp
 
 import stsbayes
 from stsbayes.cli import main
-from stsbayes.comparison import (CompareResult, assemble_summary, check_hypotheses, check_prior_odds,
+from stsbayes.comparison import (PARENT_POLL_S, CompareResult, assemble_summary, check_hypotheses, check_prior_odds,
                                  default_workers, evidence_runs, load_compare, parse_prior_odds,
                                  reference_smc_evidence)
 from stsbayes.errors import InputError
@@ -532,6 +537,47 @@ class ConjugateFit:
 
 def _reliable_reweighting(fit, h, log_z):
     return {label: types.SimpleNamespace(needs_rerun=False) for label in ("halved", "doubled")}
+
+
+WORKER_SCRIPT = """
+import os, signal, sys, time
+from stsbayes.comparison import worker_pool
+if __name__ == "__main__":
+    pool = worker_pool(1)
+    with open(sys.argv[1], "w") as out:
+        out.write(str(pool.submit(os.getpid).result()))  # the worker is up
+    pool.submit(time.sleep, 600)                         # and busy, as with a long fit
+    time.sleep(0.5)
+    os.kill(os.getpid(), signal.SIGKILL)                 # compare killed: no cleanup runs in the parent
+"""
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has finished
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_workers_end_when_compare_is_killed(tmp_path):
+    """A killed compare leaves no orphaned worker fitting on (and holding the cores) after it."""
+    script = tmp_path / "pool.py"
+    script.write_text(WORKER_SCRIPT)
+    pid_file = tmp_path / "worker.pid"
+    # no pipes: an orphaned worker would hold them open
+    done = subprocess.run([sys.executable, str(script), str(pid_file)], stdin=subprocess.DEVNULL,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+    assert done.returncode == -signal.SIGKILL
+    worker = int(pid_file.read_text())
+    deadline = time.monotonic() + 10 * PARENT_POLL_S + 5
+    while _alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    alive = _alive(worker)
+    if alive:
+        os.kill(worker, signal.SIGKILL)
+    assert not alive, "the worker outlived the killed compare"
 
 
 def test_hypotheses_fitted_in_worker_processes_give_the_same_numbers(monkeypatch):
