@@ -69,26 +69,16 @@ def case(window):
     return spec, data
 
 
-def _likelihood_objective(model):
-    """x -> (log likelihood, gradient) on the flat unconstrained vector: the priors dropped, as in least squares
-    (a maximum over unconstrained coordinates is the maximum over constrained ones)."""
-    import pytensor
-    from pymc.pytensorf import join_nonshared_inputs
-    [ll], flat = join_nonshared_inputs(point=model.initial_point(), inputs=model.value_vars,
-                                       outputs=[model.logp(vars=model.observed_RVs, jacobian=False)])
-    return pytensor.function([flat], [ll, pytensor.grad(ll, flat)], mode="NUMBA")
-
-
 def least_squares_bic(data, hypotheses, tip, seed=3):
     """Per hypothesis: the maximum log likelihood (priors dropped, as a least-squares fit), k, BIC and wall time,
     and ln B(h vs mzm) ~ -(BIC_h - BIC_mzm) / 2."""
     from stsbayes.inference.model import build_model
-    from stsbayes.inference.sampling import locate_mode
+    from stsbayes.inference.sampling import compile_objective, locate_mode
     rows = {}
     for h in hypotheses:
         t0 = time.perf_counter()
         model, info = build_model(data, load_spec(FIT_SPEC), tip_density=tip, hypothesis=h)
-        objective = _likelihood_objective(model)
+        objective = compile_objective(model, likelihood_only=True)
         mode = locate_mode(model, seed, scan=info.scan, objective=objective)
         ll = float(objective(mode.x)[0])
         k, n = len(mode.x), int(data.bias.size)

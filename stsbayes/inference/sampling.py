@@ -135,13 +135,16 @@ def locate_mode(model, seed=None, starts=MAP_STARTS, scan=None, objective=None, 
     return Mode(x, names, shapes, laplace_root(fun, x), to_constrained, model.free_RVs)
 
 
-def compile_objective(model, backend="numba"):
+def compile_objective(model, backend="numba", likelihood_only=False):
     """x -> (log density, gradient) of ``model`` on the flat unconstrained vector (``model.value_vars`` order,
-    Jacobians included), compiled with ``backend`` (numba, jax, or a PyTensor mode such as fast_run)."""
+    Jacobians included), compiled with ``backend`` (numba, jax, or a PyTensor mode such as fast_run).
+    ``likelihood_only``: the log likelihood instead, priors and Jacobians dropped (a least-squares fit's
+    objective; its maximum over unconstrained coordinates is the maximum over constrained ones)."""
     import pytensor
     from pymc.pytensorf import join_nonshared_inputs
-    [logp], flat = join_nonshared_inputs(point=model.initial_point(), outputs=[model.logp(jacobian=True)],
-                                         inputs=model.value_vars)
+    density = (model.logp(vars=model.observed_RVs, jacobian=False) if likelihood_only
+               else model.logp(jacobian=True))
+    [logp], flat = join_nonshared_inputs(point=model.initial_point(), outputs=[density], inputs=model.value_vars)
     if backend == "jax":
         import stsbayes.backends.jax_fft  # noqa: F401  (JAX conversions of the FFT ops)
     return pytensor.function([flat], [logp, pytensor.grad(logp, flat)], mode=backend.upper())
@@ -182,7 +185,7 @@ def scan_starts(model, fun, x0, scan):
         if rv is None or rv not in model.free_RVs:
             raise InputError(f"cannot scan {rv_name}: the model has no free variable of that name")
         value = model.rvs_to_values[rv]
-        lo, hi = slices[value.name].start, slices[value.name].stop
+        where = slices[value.name]
         transform = model.rvs_to_transforms.get(rv)
         c = pytensor.tensor.dvector("c")
         forward = pytensor.function([c], transform.forward(c, *rv.owner.inputs) if transform is not None else c,
@@ -192,7 +195,7 @@ def scan_starts(model, fun, x0, scan):
         ordered = isinstance(transform, Ordered)
         grid = np.asarray(grid, dtype=float)
         spacing = 5 * float(np.min(np.diff(np.unique(grid)))) if len(grid) > 1 else 0.0
-        current = np.asarray(backward(x[lo:hi]), dtype=float)
+        current = np.asarray(backward(x[where]), dtype=float)
         for _ in range(SCAN_SWEEPS):
             for k in range(current.size):
                 trials = []
@@ -204,7 +207,7 @@ def scan_starts(model, fun, x0, scan):
                         if np.any(np.diff(trial) <= 0):
                             continue
                     y = x.copy()
-                    y[lo:hi] = forward(trial)
+                    y[where] = forward(trial)
                     trials.append((fun(y)[0], y, trial))
                 trials = [t for t in trials if np.isfinite(t[0])]
                 if not trials:
