@@ -174,8 +174,13 @@ def scan_starts(model, fun, x0, scan):
     """Flat starts from scanning each element of the ``scan`` variables over its grid, the rest held at ``x0``.
 
     Each element in turn takes every grid value (a sorted vector stays sorted, so ordered transforms apply), the
-    best by ``fun`` is kept, and the sweep repeats ``SCAN_SWEEPS`` times. Returns the best point and the next
-    best values of the last element scanned, as distinct starts."""
+    best by ``fun`` is kept, and the sweep repeats ``SCAN_SWEEPS`` times. The elements of an unordered vector are
+    interchangeable states whose values count up to sign (signed energies): an element is not scanned onto a value
+    within a few grid steps of another one already placed. Two identical states are a point of symmetry, where the
+    gradient along every difference between them vanishes, so L-BFGS started there never separates them (seen
+    with ysr2 on the paper's two pairs when each state started with less weight than either pair: both went onto
+    the taller one). Returns the best point and the next best values of the last
+    element scanned, as distinct starts."""
     import pytensor
     slices = flat_slices(model)
     x = np.array(x0, dtype=float)
@@ -196,9 +201,11 @@ def scan_starts(model, fun, x0, scan):
         grid = np.asarray(grid, dtype=float)
         spacing = 5 * float(np.min(np.diff(np.unique(grid)))) if len(grid) > 1 else 0.0
         current = np.asarray(backward(x[where]), dtype=float)
+        placed = np.zeros(current.size, dtype=bool)
         for _ in range(SCAN_SWEEPS):
             for k in range(current.size):
                 trials = []
+                others = np.abs(current[placed & (np.arange(current.size) != k)])
                 for g in grid:
                     trial = current.copy()
                     trial[k] = g
@@ -206,6 +213,8 @@ def scan_starts(model, fun, x0, scan):
                         trial = np.sort(trial)
                         if np.any(np.diff(trial) <= 0):
                             continue
+                    elif np.any(np.abs(abs(g) - others) < spacing):
+                        continue  # unordered states: not onto (the mirror image of) one already placed
                     y = x.copy()
                     y[where] = forward(trial)
                     trials.append((fun(y)[0], y, trial))
@@ -214,6 +223,7 @@ def scan_starts(model, fun, x0, scan):
                     continue
                 trials.sort(key=lambda t: t[0])
                 x, current = trials[0][1], trials[0][2]
+                placed[k] = True
                 ranked = trials
     starts = [x]
     kept = [current]
