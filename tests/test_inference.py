@@ -254,7 +254,6 @@ def test_a_saddle_still_gets_jitter_as_wide_as_its_flattest_measured_direction()
     assert laplace_root(lambda x: (-x @ x, -2 * x), np.zeros(2)) is None  # no positive curvature at all
 
 
-
 def test_the_scan_does_not_stack_two_interchangeable_states_on_one_peak():
     """Two unordered states scanned over one energy grid: the second must not land on the first's energy (or its
     mirror image), a symmetric point that L-BFGS cannot leave. On this toy stacking both on the tall peak scores

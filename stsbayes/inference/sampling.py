@@ -179,8 +179,8 @@ def scan_starts(model, fun, x0, scan):
     within a few grid steps of another one already placed. Two identical states are a point of symmetry, where the
     gradient along every difference between them vanishes, so L-BFGS started there never separates them (seen
     with ysr2 on the paper's two pairs when each state started with less weight than either pair: both went onto
-    the taller one). Returns the best point and the next best values of the last
-    element scanned, as distinct starts."""
+    the taller one). Returns the best point and the next best values of the last element scanned, as distinct
+    starts."""
     import pytensor
     slices = flat_slices(model)
     x = np.array(x0, dtype=float)
