@@ -271,7 +271,7 @@ def _probability_intervals(log_z, errs, odds, rng):
 
 
 def assemble_summary(runs, *, hypotheses, prior_odds, seed, sampler, evidence_settings, input_record, timing,
-                     command="compare"):
+                     command="compare", series_kind=None):
     """The compare summary.json (architecture.md) from per-hypothesis runs.
 
     ``runs[h]`` holds ``fit`` (FitResult), ``evidence`` (Combined), ``estimates`` ({method: Evidence}),
@@ -294,7 +294,7 @@ def assemble_summary(runs, *, hypotheses, prior_odds, seed, sampler, evidence_se
     unreliable = [h for h in hypotheses if any(r.needs_rerun for r in runs[h]["sensitivity"].values())]
     blocks = V.verdicts(log_z, prior_odds=prior_odds, halved=halved, doubled=doubled, estimators_agree=agree,
                         ppc_passed=ppc, converged=converged, prior_unreliable=dict.fromkeys(unreliable, True))
-    text = V.statement(blocks)
+    text = V.statement(blocks, series_kind)
     per = {}
     for h in hypotheses:
         fit, ev = runs[h]["fit"], runs[h]["evidence"]

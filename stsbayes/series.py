@@ -157,7 +157,7 @@ def series(kind, spectra, conditions=None, spec=None, *, hypotheses=S.SERIES_HYP
     timing = {"total": time.perf_counter() - t_start, **{h: runs[h]["timing_s"]["total"] for h in names}}
     summary = assemble_summary(runs, hypotheses=names, prior_odds=odds, seed=seed, sampler="nutpie",
                                evidence_settings=evidence_record(settings, prior_rerun), input_record=input_record,
-                               timing=timing, command="series")
+                               timing=timing, command="series", series_kind=kind)
     summary["series"] = {"kind": kind, "spectra": labels, "files": files,
                          "conditions": {k: (list(v) if k == "defect" else [float(x) for x in v])
                                         for k, v in cond.items()}}

@@ -269,6 +269,11 @@ def test_zero_favoured_and_inapplicable_question():
     pair = verdict("mzm_vs_ysr2", {"mzm": (-10.0, 0.1), "ysr2": (-16.0, 0.1)})
     assert pair["favoured"] == "mzm" and pair["ln_bf"] == pytest.approx(6.0)
     assert "zero-energy state over an offset-energy origin" in statement(block)
+    # a series says what the two sides mean for its spectra
+    assert statement(block, "field").startswith("The data favour a field-inert zero-energy state (mzm) over a "
+                                                "field-responsive state (ysr): ln B = 4.0")
+    with pytest.raises(InputError, match="unknown series kind 'pressure'"):
+        statement(block, "pressure")
 
 
 def test_quality_caps_limit_strength_to_positive():

@@ -153,7 +153,7 @@ def fake_series(kind, *, unconverged=()):
                    "timing_s": {"total": 3.0}}
     summary = assemble_summary(runs, hypotheses=["mzm", "ysr"], prior_odds={"mzm": 1.0, "ysr": 1.0}, seed=5,
                                sampler="nutpie", evidence_settings={"smc": {"draws": 100}}, input_record=None,
-                               timing={"total": 9.0}, command="series")
+                               timing={"total": 9.0}, command="series", series_kind=kind)
     conditions = dict(CONDITIONS[kind])
     if kind == "gn":
         conditions["G_set"] = list(np.asarray(conditions["setpoint_current_nA"]) / 7.0)
@@ -181,8 +181,11 @@ def test_series_report_from_a_saved_result(kind, tmp_path):
         assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
     assert f"stsbayes series {kind}" in html
     verdict = again.summary()["verdicts"]["zero_vs_offset"]
-    assert "<b>zero_vs_offset</b>: The data favour an offset-energy origin over a zero-energy state" in html
-    assert esc(V._sentence("zero_vs_offset", verdict)) in html
+    # a series names its sides by how the peak behaves across the spectra, not as a single spectrum's origin
+    sides = V.SERIES_SIDE_WORDS[kind]
+    assert (f"<b>zero_vs_offset</b>: The data favour {esc(sides['offset'])} over {esc(sides['zero'])}") in html
+    assert esc(V._sentence("zero_vs_offset", verdict, kind)) in html
+    assert "offset-energy origin" not in html
     assert ("NOT CONVERGED" in html) == bool(unconverged)
     for h in ("mzm", "ysr"):
         assert f"Hypothesis {h}: parameters and diagnostics" in html

@@ -321,6 +321,23 @@ def verdicts(log_z, **kwargs):
 _CAP_WORDS = {"estimators": "disagreeing evidence estimators", "ppc": "a failed posterior predictive check",
               "convergence": "an unconverged run"}
 _SIDE_WORDS = {"offset": "an offset-energy origin", "zero": "a zero-energy state"}
+# a series asks the zero-vs-offset question through how the peak behaves across the spectra (physics.md §5)
+SERIES_SIDE_WORDS = {
+    "gn": {"offset": "a YSR state whose energy moves with G_N (ysr)",
+           "zero": "a zero-energy state broadened by the coupling (mzm)"},
+    "field": {"offset": "a field-responsive state (ysr)", "zero": "a field-inert zero-energy state (mzm)"},
+    "defects": {"offset": "defect states at offset energies (ysr)",
+                "zero": "a zero-energy state at every defect (mzm)"},
+}
+
+
+def side_words(series_kind=None):
+    """The words for the two sides of zero_vs_offset: a single spectrum's, or those of a series kind."""
+    if series_kind is None:
+        return _SIDE_WORDS
+    if series_kind not in SERIES_SIDE_WORDS:
+        raise InputError(f"unknown series kind {series_kind!r}: use {', '.join(SERIES_SIDE_WORDS)}")
+    return SERIES_SIDE_WORDS[series_kind]
 
 
 def _number(x):
@@ -358,10 +375,11 @@ def _uncapped_strength(block):
     return weakest(*strengths)
 
 
-def _sentence(question, block):
+def _sentence(question, block, series_kind=None):
     if question == "zero_vs_offset":
-        favoured = _SIDE_WORDS[block["favoured"]]
-        other = _SIDE_WORDS["zero" if block["favoured"] == "offset" else "offset"]
+        sides = side_words(series_kind)
+        favoured = sides[block["favoured"]]
+        other = sides["zero" if block["favoured"] == "offset" else "offset"]
     else:
         favoured, other = block["favoured"], ("mzm" if block["favoured"] == "ysr2" else "ysr2")
     details = [block["strength"]]
@@ -384,12 +402,13 @@ def _sentence(question, block):
     return f"{lead} ({'; '.join(details)}), {_prior_clause(block)}."
 
 
-def statement(verdicts_block):
+def statement(verdicts_block, series_kind=None):
     """One plain sentence per answered question, e.g. architecture.md's "The data favour an offset-energy origin
     over a zero-energy state: ln B = 13.4 ± 0.2 (very strong; best offset hypothesis ysr2), stable under halving
-    and doubling the bound-state priors."
+    and doubling the bound-state priors." A series (``series_kind`` gn, field or defects) names its two sides by
+    how the peak behaves across the spectra, e.g. "a field-responsive state (ysr)".
     """
-    sentences = [_sentence(q, b) for q, b in verdicts_block.items() if b is not None]
+    sentences = [_sentence(q, b, series_kind) for q, b in verdicts_block.items() if b is not None]
     if not sentences:
         raise InputError("no verdicts to state: the comparison needs mzm and at least one offset hypothesis")
     return " ".join(sentences)

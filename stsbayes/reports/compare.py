@@ -225,8 +225,9 @@ def _sensitivity_rows(summary):
     return table(["hypothesis", "bound-state priors", "ln Z", "from", "Pareto k̂ of the reweighting"], rows)
 
 
-def _sentences(verdicts):
-    items = [f"<li><b>{esc(q)}</b>: {esc(V._sentence(q, b))}</li>" for q, b in verdicts.items() if b is not None]
+def _sentences(verdicts, series_kind=None):
+    items = [f"<li><b>{esc(q)}</b>: {esc(V._sentence(q, b, series_kind))}</li>" for q, b in verdicts.items()
+             if b is not None]
     return "<ul>" + "".join(items) + "</ul>"
 
 

@@ -547,7 +547,7 @@ def write_series_report(result, out_dir):
     title = f"stsbayes series {kind}" + (" — NOT CONVERGED" if warning else "")
     facts = [("series", f"{kind}: {len(labels)} spectra ({', '.join(labels)})")]
     body = [f"<h1>{esc(title)}</h1>", _banner(summary), meta_table(summary, out, facts),
-            "<h2>Verdicts</h2>", _sentences(summary["verdicts"]), _verdict_rows(summary["verdicts"]),
+            "<h2>Verdicts</h2>", _sentences(summary["verdicts"], kind), _verdict_rows(summary["verdicts"]),
             f"<p>{esc(summary.get('statement', ''))}</p>", "<h2>How to read this report</h2>", how_to_read(kind),
             *sections]
     path = out / REPORT_NAME
