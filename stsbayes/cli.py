@@ -341,6 +341,8 @@ def _finish_comparison(result, out, name):
             ("estimators_disagree", "evidence estimators disagree", "verdicts involving it are capped at positive")):
         if d.get(key):
             print(f"warning: {label} for {', '.join(d[key])}: {consequence}", file=sys.stderr)
+    for caution in d.get("cautions") or []:
+        print(f"caution: {caution}", file=sys.stderr)
     return result.exit_code
 
 

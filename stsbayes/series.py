@@ -158,6 +158,8 @@ def series(kind, spectra, conditions=None, spec=None, *, hypotheses=S.SERIES_HYP
     summary = assemble_summary(runs, hypotheses=names, prior_odds=odds, seed=seed, sampler="nutpie",
                                evidence_settings=evidence_record(settings, prior_rerun), input_record=input_record,
                                timing=timing, command="series", series_kind=kind)
+    summary["diagnostics"]["cautions"] = S.window_cautions(datas, cond, [runs[h]["fit"].posterior for h in names],
+                                                           labels)
     summary["series"] = {"kind": kind, "spectra": labels, "files": files,
                          "conditions": {k: (list(v) if k == "defect" else [float(x) for x in v])
                                         for k, v in cond.items()}}

@@ -159,6 +159,26 @@ def test_contested_log_prior_is_the_models_prior():
 # ----------------------------------------------------------------------------------------------- input
 
 
+def test_a_window_inside_the_gaps_without_setpoints_is_cautioned():
+    """g_n trades against the bound-state weights when a spectrum never reaches its coherence peaks."""
+    import xarray as xr
+    rng = np.random.default_rng(0)
+    post = xr.Dataset({"delta": (("chain", "draw", "gap"), rng.normal([4.5, 5.8], 0.01, (2, 50, 2)))})
+    inside = [FitData(bias=np.linspace(-1.0, 1.0, 21), y=np.ones(21)) for _ in range(2)]
+    wide = FitData(bias=np.linspace(-7.0, 7.0, 21), y=np.ones(21))
+    cond = {"field_T": np.array([0.0, 2.0, 5.0])}
+    (text,) = S.window_cautions([*inside, wide], cond, [post, post], ["s0", "s1", "s2"])
+    assert text.startswith("s0, s1 end inside the gaps (window up to ±1 mV, coherence peaks near ±5.8 mV)")
+    assert S.window_cautions([wide, wide], cond, [post], ["s0", "s1"]) == []
+    # a superconducting tip moves the coherence peaks out to delta_tip + delta
+    tip = post.assign(delta_tip=(("chain", "draw"), np.full((2, 50), 1.4)))
+    (text,) = S.window_cautions([wide], cond, [tip], ["s0"])
+    assert text.startswith("s0 ends inside the gaps (window up to ±7 mV, coherence peaks near ±7.2 mV)")
+    # setpoints fix G_n whatever the window
+    tied = {**cond, "setpoint_current_nA": np.ones(3), "setpoint_bias_mV": np.ones(3)}
+    assert S.window_cautions(inside, tied, [post], ["s0", "s1"]) == []
+
+
 def test_conditions_are_checked():
     with pytest.raises(InputError, match="setpoint_current_nA"):
         S.check_conditions("gn", {"setpoint_bias_mV": [7, 7]}, 2)

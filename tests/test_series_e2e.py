@@ -2,6 +2,8 @@
 `slow`. Kept apart from test_series.py so that pytest-xdist (--dist loadfile) runs the two files in parallel."""
 
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -60,6 +62,7 @@ def test_reduced_gn_series_from_the_command_line(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert code == (0 if summary["diagnostics"]["converged"] else 3)
     _check_structure(summary, "gn", 4)
+    assert summary["diagnostics"]["cautions"] == []  # an in-gap window, but the setpoints fix G_n
     np.testing.assert_allclose(summary["series"]["conditions"]["G_set"], np.array([2, 20, 60, 116]) / 7.0)
     ysr = summary["hypotheses"]["ysr"]["parameters"]
     for name in ("eps0", "alpha", "width", "u2", "v2"):
@@ -87,6 +90,7 @@ def test_reduced_field_and_defect_series(kind, truth_h, truth, conditions, expec
     result = series(kind, _datas(sims, bias=WIDE_BIAS), conditions, FIT_SMALL_GAPS, metal_tip=True, **REDUCED)
     summary = result.summary()
     _check_structure(summary, kind, len(sims))
+    assert summary["diagnostics"]["cautions"] == []  # the small gaps' coherence peaks lie inside the window
     zero, signed = _verdict(summary)
     if expect == "offset":
         assert zero["favoured"] == "offset" and signed - 2 * zero["err"] > 3, zero
@@ -125,10 +129,13 @@ def _full_series(kind, truth_h, truth, conditions, background, seed, temperature
         "dist": "truncnormal", "mu": temperature, "sigma": 0.2 * temperature, "lower": 0.5 * temperature}}}
     result = series(kind, datas, conditions, fit, metal_tip=True, seed=seed + 1, **FULL)
     s = result.summary()
+    if os.environ.get("STSBAYES_MUST_SHOW_OUT"):  # keep the result (posteriors, report) for a closer look
+        result.save(Path(os.environ["STSBAYES_MUST_SHOW_OUT"]) / f"{kind}_{truth_h}_{seed}")
     print(json.dumps({"verdicts": s["verdicts"], "log_bayes_factors": s["log_bayes_factors"],
                       "diagnostics": s["diagnostics"], "timing_s": s["timing_s"],
-                      "hypotheses": {h: {k: b[k] for k in ("log_evidence_by_estimator",
-                                                           "log_evidence_err_by_estimator", "converged")}
+                      "hypotheses": {h: {**{k: b[k] for k in ("log_evidence_by_estimator",
+                                                              "log_evidence_err_by_estimator", "converged")},
+                                         "diagnostics": {k: v for k, v in b["diagnostics"].items() if k != "ppc"}}
                                      for h, b in s["hypotheses"].items()}}))
     assert s["diagnostics"]["converged"], s["diagnostics"]
     assert not s["diagnostics"]["estimators_disagree"], s["diagnostics"]

@@ -170,7 +170,10 @@ def _images(html):
 def test_series_report_from_a_saved_result(kind, tmp_path):
     unconverged = ("ysr",) if kind == "field" else ()
     out = tmp_path / kind
-    fake_series(kind, unconverged=unconverged).save(out)
+    result = fake_series(kind, unconverged=unconverged)
+    caution = "s0 ends inside the gaps & more" if kind == "defects" else None
+    result.summary()["diagnostics"]["cautions"] = [caution] if caution else []
+    result.save(out)
     again = load_compare(out)
     path = again.report(out)
     html = path.read_text()
@@ -187,6 +190,7 @@ def test_series_report_from_a_saved_result(kind, tmp_path):
     assert esc(V._sentence("zero_vs_offset", verdict, kind)) in html
     assert "offset-energy origin" not in html
     assert ("NOT CONVERGED" in html) == bool(unconverged)
+    assert ("<strong>Caution</strong>: s0 ends inside the gaps &amp; more." in html) == bool(caution)
     for h in ("mzm", "ysr"):
         assert f"Hypothesis {h}: parameters and diagnostics" in html
         assert f'href="posterior_{h}.nc"' in html

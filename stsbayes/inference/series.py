@@ -113,6 +113,40 @@ def contested_rv(name, key, factor, **kwargs):
     return pm.LogNormal(name, mu=p["mu"], sigma=p["sigma"], **kwargs)
 
 
+def window_cautions(datas, cond, posteriors, labels):
+    """Cautions for spectra whose window ends inside the gaps while no setpoint fixes their G_n.
+
+    Such a spectrum never reaches its coherence peaks, so its g_n trades against the bound-state weights (a
+    window inside the gap measures only their product) and the law's fit leans on the prior of g_n. ``posteriors``
+    are the hypotheses' posterior datasets; the edge is the smallest, over hypotheses, posterior median of the
+    largest gap (plus the tip's gap for a superconducting tip). Returns a list of sentences, empty when every
+    window reaches past the edge or setpoints tie G_n.
+    """
+    if "setpoint_current_nA" in cond:
+        return []
+    edges = []
+    for post in posteriors:
+        if "delta" not in post:
+            continue
+        edge = post["delta"].max("gap")
+        if "delta_tip" in post:
+            edge = edge + post["delta_tip"]
+        edges.append(float(edge.median()))
+    if not edges:
+        return []
+    edge = min(edges)
+    reach = {label: float(np.max(np.abs(d.bias))) for label, d in zip(labels, datas)}
+    short = [label for label, r in reach.items() if r < edge]
+    if not short:
+        return []
+    widest = max(reach[label] for label in short)
+    return [f"{', '.join(short)} {'ends' if len(short) == 1 else 'end'} inside the gaps (window up to "
+            f"±{widest:.3g} mV, coherence peaks near ±{edge:.3g} mV) and no setpoint fixes G_n there, so each "
+            "spectrum's g_n trades against the bound-state weights and the fit leans on the prior of g_n: "
+            "measure past the coherence peaks, or give the manifest setpoint_current_nA and setpoint_bias_mV "
+            "columns"]
+
+
 def log_prior_of(posterior, kind, hypothesis, factor=1.0):
     """Log prior density of the contested parameters at each posterior draw (flattened chain × draw), every width
     times ``factor``: what importance reweighting to a halved or doubled prior needs (``comparison.py``)."""

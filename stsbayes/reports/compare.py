@@ -247,6 +247,8 @@ def _banner(summary):
         parts.append('<div class="banner-warn"><strong>Evidence estimators disagree</strong> for '
                      f"{esc(', '.join(d['estimators_disagree']))} (beyond 3 combined standard errors): verdicts "
                      "involving it are capped at positive.</div>")
+    for caution in d.get("cautions") or []:
+        parts.append(f'<div class="banner-warn"><strong>Caution</strong>: {esc(caution)}.</div>')
     if not parts:
         parts.append('<div class="banner-ok">All fits converged, passed their predictive checks, and both evidence '
                      "estimators agree.</div>")
