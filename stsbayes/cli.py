@@ -335,15 +335,32 @@ def _finish_comparison(result, out, name):
     state = "converged" if d["converged"] else "NOT CONVERGED (" + ", ".join(d["unconverged"]) + ")"
     print(f"{name}: {state}; results in {out} (report: {report})")
     print(summary["statement"])
-    for key, label, consequence in (
-            ("ppc_failed", "posterior predictive check failed",
-             "a verdict that favours it is capped at positive"),
-            ("estimators_disagree", "evidence estimators disagree", "verdicts involving it are capped at positive")):
-        if d.get(key):
-            print(f"warning: {label} for {', '.join(d[key])}: {consequence}", file=sys.stderr)
+    print_quality(summary)
+    return result.exit_code
+
+
+def print_quality(summary):
+    """The warnings and notes on a compare or series summary's quality, on stderr: predictive checks that cap a
+    verdict, those that only count against the disfavoured side, disagreeing estimators, cautions."""
+    d = summary["diagnostics"]
+    blocks = [b for b in (summary.get("verdicts") or {}).values() if b]
+    failed = d.get("ppc_failed") or []
+    disfavoured = [set(b.get("ppc_failed_disfavoured") or []) for b in blocks]
+    capped = [dis for b, dis in zip(blocks, disfavoured) if "ppc" in (b.get("capped_by") or [])]
+    rejected = [h for h in failed if any(h in dis for dis in disfavoured) and all(h in dis for dis in capped)]
+    others = [h for h in failed if h not in rejected]
+    if others:
+        print(f"warning: posterior predictive check failed for {', '.join(others)}: a verdict that favours "
+              f"{'it' if len(others) == 1 else 'them'} is capped at positive", file=sys.stderr)
+    if rejected:
+        print(f"note: {', '.join(rejected)} also fail{'s' if len(rejected) == 1 else ''} the posterior predictive "
+              f"check, on the disfavoured side: the data reject {'it' if len(rejected) == 1 else 'them'} beyond "
+              "the Bayes factor, which caps nothing", file=sys.stderr)
+    if d.get("estimators_disagree"):
+        print(f"warning: evidence estimators disagree for {', '.join(d['estimators_disagree'])}: verdicts "
+              "involving it are capped at positive", file=sys.stderr)
     for caution in d.get("cautions") or []:
         print(f"caution: {caution}", file=sys.stderr)
-    return result.exit_code
 
 
 SERIES_EPILOG = """the three series (physics.md section 5), each mzm (zero energy) against ysr (offset energy):

@@ -199,6 +199,18 @@ def test_quality_caps_and_exit_code():
     assert CompareResult(summarise(make_runs(LOG_Z)), {}).exit_code == 0
 
 
+def test_the_command_line_says_which_failed_checks_cap_a_verdict(capsys):
+    from stsbayes.cli import print_quality
+    print_quality(summarise(make_runs(LOG_Z, ppc_failed=("mzm",))))  # the loser fails: said, nothing capped
+    err = capsys.readouterr().err
+    assert "note: mzm also fails the posterior predictive check, on the disfavoured side" in err
+    assert "warning" not in err
+    print_quality(summarise(make_runs(LOG_Z, ppc_failed=("ysr2",), disagree=("ysr",))))  # the winner fails
+    err = capsys.readouterr().err
+    assert "warning: posterior predictive check failed for ysr2: a verdict that favours it is capped" in err
+    assert "warning: evidence estimators disagree for ysr" in err and "note:" not in err
+
+
 def test_savage_dickey_confirms_ysr_against_mzm_or_caps():
     """On a posterior of eps piled against 0 (uniform on [0, 0.01] meV: density 100/meV at 0), Savage-Dickey gives
     ln B(ysr vs mzm) = ln(EPS_PRIOR_AT_ZERO / 100) = -3.22; ln Z values saying the same pass, others cap."""
