@@ -53,7 +53,8 @@ def main(argv=None):
     ap.add_argument("--ranks", type=int, default=100, help="thinned draws per fit the truth is ranked among")
     ap.add_argument("--seed", type=int, default=20261125)
     ap.add_argument("--map-starts", type=int, default=None, help="MAP starts per fit (default: the package's 8)")
-    ap.add_argument("--max-depth", type=int, default=None, help="NUTS tree depth cap (default: nutpie's 10)")
+    ap.add_argument("--max-depth", type=int, default=None,
+                    help="NUTS tree depth cap (default: the package's MAX_TREE_DEPTH, 8)")
     ap.add_argument("--points", type=int, default=None, help="bias points of the simulated spectra (default: "
                     "the model's)")
     ap.add_argument("--out", type=Path, default=ROOT / "studies" / "results")

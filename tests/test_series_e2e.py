@@ -104,7 +104,8 @@ def test_reduced_field_and_defect_series(kind, truth_h, truth, conditions, expec
 #
 # The paper's conditions (physics.md §7): metallic tip, noise 2 % of each spectrum's G_n, ±1 mV at 0.01 mV steps.
 
-FULL = dict(chains=4, draws=1000, tune=1000, smc_draws=1000, progress=False)
+# a fit short only of length is sampled again with doubled draws, up to 4000 per chain (`--max-draws`)
+FULL = dict(chains=4, draws=1000, tune=1000, smc_draws=1000, progress=False, max_draws=4000)
 FULL_BIAS = np.round(np.arange(-1.0, 1.0 + 1e-9, 0.01), 6)  # gn: the setpoints fix G_n
 # field and defects: up to the coherence peaks of the 4.5 / 5.8 meV gaps, which fix each spectrum's G_n
 WIDE_FULL_BIAS = np.round(np.arange(-7.0, 7.0 + 1e-9, 0.02), 6)

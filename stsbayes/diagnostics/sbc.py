@@ -445,13 +445,13 @@ class SpectrumSBC:
         from ..api import _canonical, _reference
         from ..inference.data import FitData
         from ..inference.model import build_model
-        from ..inference.sampling import MAP_STARTS
+        from ..inference.sampling import MAP_STARTS, MAX_TREE_DEPTH
 
         t0 = time.perf_counter()
         self.problem, self.chains, self.draws, self.tune = prob, chains, draws, tune
         self.map_starts = MAP_STARTS if map_starts is None else map_starts
         self.target_accept, self.progress = target_accept, progress
-        self.max_depth = max_depth  # None: nutpie's default (10); tests cap it to bound the cost of short warm-ups
+        self.max_depth = MAX_TREE_DEPTH if max_depth is None else max_depth  # tests cap it lower still
         # the relative efficiency the real gate asks of a 4 x 1000 fit (ESS 400 of 4000), applied to this size
         self.ess_threshold = (MIN_ESS_BULK * chains * draws / 4000) if ess_threshold is None else ess_threshold
         self._y = pytensor.shared(np.ones_like(prob.bias), name=Y_SHARED)
@@ -553,7 +553,7 @@ class SpectrumSBC:
         trace = nutpie.sample(compiled, draws=self.draws, tune=self.tune, chains=self.chains, seed=seed,
                               progress_bar=self.progress, adaptation="low_rank", save_warmup=False,
                               target_accept=self.target_accept,
-                              **({} if self.max_depth is None else {"maxdepth": self.max_depth}))
+                              maxdepth=self.max_depth)
         t2 = time.perf_counter()
         post = trace["posterior"].to_dataset()
         draws = self._flatten({n: np.asarray(post[n]) for n in self.info.parameters}, sample_ndim=2)
@@ -577,7 +577,7 @@ class SpectrumSBC:
         return {"model": self.problem.as_dict(), "chains": self.chains, "draws": self.draws, "tune": self.tune,
                 "map_starts": self.map_starts, "target_accept": self.target_accept,
                 "ess_threshold": self.ess_threshold,
-                **({} if self.max_depth is None else {"max_depth": self.max_depth}), "sampler": "nutpie (low-rank mass matrix), start at the MAP"}
+                "max_depth": self.max_depth, "sampler": "nutpie (low-rank mass matrix), start at the MAP"}
 
 
 def _canon_name(name):
