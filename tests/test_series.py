@@ -109,6 +109,8 @@ def test_the_series_model_at_the_truth_is_the_simulation(kind, hypothesis, truth
         fix["width_excess"] = truth.get("width", truth.get("width0")) - 0.002
     if kind in ("field", "defects") and "setpoint_current_nA" not in conditions:
         fix.update({f"s{j}:g_n": sims[j][2] for j in range(n)})
+    if kind == "field" and hypothesis == "ysr":  # the pair's weights as total and log ratio
+        fix.update(w=truth["u2"] + truth["v2"], log_ratio=np.log(truth["u2"] / truth["v2"]))
     if kind == "defects":
         mu, tau = 0.05, 0.03
         z = -stats.norm.ppf(stats.norm.cdf((mu - np.array(truth["eps_d"])) / tau) / stats.norm.cdf(mu / tau))
@@ -148,7 +150,7 @@ def test_contested_log_prior_is_the_models_prior():
                            SMALL_BIAS, noise_fraction=0.0)
     for factor in (1.0, 2.0):
         model, _ = S.build_series_model("field", "ysr", _datas(sims), cond, FIT_BACKGROUND, prior_scale=factor)
-        point = {"eps0": 0.03, "g_eff": 1.5, "width_excess": 0.02, "beta": 0.01, "u2": 0.2, "v2": 0.3}
+        point = {"eps0": 0.03, "g_eff": 1.5, "width_excess": 0.02, "beta": 0.01, "w": 0.5, "log_ratio": -0.4}
         import xarray as xr
         post = xr.Dataset({k: (("chain", "draw"), np.full((1, 1), v)) for k, v in point.items()})
         mine = S.log_prior_of(post, "field", "ysr", factor)[0]

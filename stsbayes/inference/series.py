@@ -37,7 +37,8 @@ doubles, are listed per series and hypothesis in ``CONTESTED``):
   HalfNormal(0.01 meV/T);
 - mu_eps: HalfNormal(0.2 meV); tau_eps: HalfNormal(0.1 meV); mu_width: Normal(log 0.02, 1); tau_width:
   HalfNormal(0.5);
-- widths and weights as the single-spectrum hypotheses (``hypotheses.py``).
+- widths and weights as the single-spectrum hypotheses (``hypotheses.py``): field's ysr pair as a total weight w
+  and log ratio r (u2 = w sigmoid(r), v2 = w sigmoid(-r)); gn and defects sample u2 and v2.
 """
 
 import numpy as np
@@ -69,6 +70,7 @@ PRIORS = {
     "u2": ("lognormal", H.WEIGHT_PRIOR),
     "v2": ("lognormal", H.WEIGHT_PRIOR),
     "w": ("lognormal", H.STATE_WEIGHT_PRIOR),
+    "log_ratio": ("normal", {"mu": 0.0, "sigma": H.RATIO_SIGMA}),
     "g_eff": ("halfnormal", {"sigma": 2.0}),
     "beta": ("halfnormal", {"sigma": 0.02}),
     "mu_eps": ("halfnormal", {"sigma": 0.2}),
@@ -80,7 +82,7 @@ GAMMA_FIELD_SIGMA = 0.01  # meV/T
 CONTESTED = {
     ("gn", "ysr"): ("eps0", "alpha", "width_excess", "u2", "v2"),
     ("gn", "mzm"): ("kappa",),
-    ("field", "ysr"): ("eps0", "g_eff", "width_excess", "beta", "u2", "v2"),
+    ("field", "ysr"): ("eps0", "g_eff", "width_excess", "beta", "w", "log_ratio"),
     ("field", "mzm"): ("width_excess", "w"),
     ("defects", "ysr"): ("mu_eps", "tau_eps", "mu_width", "tau_width", "u2", "v2"),
     ("defects", "mzm"): ("mu_width", "tau_width", "w"),
@@ -365,7 +367,11 @@ def _laws(kind, hypothesis, cond, n, f, shared, gamma):
             eps0, g_eff = contested_rv("eps0", "eps0", f), contested_rv("g_eff", "g_eff", f)
             width0 = width_of("width0")
             beta = contested_rv("beta", "beta", f)
-            u2, v2 = contested_rv("u2", "u2", f), contested_rv("v2", "v2", f)
+            # the pair's total weight and log ratio, as a single spectrum's ysr: an inert (zero-energy) state fixes
+            # w alone, and independent u2, v2 would then wander along the curved valley u2 + v2 = w
+            total, ratio = contested_rv("w", "w", f), contested_rv("log_ratio", "log_ratio", f)
+            u2 = pm.Deterministic("u2", total * pm.math.sigmoid(ratio))
+            v2 = pm.Deterministic("v2", total * pm.math.sigmoid(-ratio))
             eps = pm.Deterministic("eps_j", eps0 + 0.5 * g_eff * MU_B * field, dims="spectrum")
             width = pm.Deterministic("width_j", width0 + beta * field, dims="spectrum")
             for j in range(n):
