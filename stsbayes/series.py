@@ -84,6 +84,12 @@ def read_manifest(kind, path, **load_options):
 # ----------------------------------------------------------------------------------------------- the comparison
 
 
+# NUTS target acceptance of the joint fits: a law whose state sits at zero energy (an inert field series, zero-energy
+# defects) puts eps0 and the field slopes against their lower bound of 0; at 0.9 the full inert field must-show gave
+# 2 divergent draws of 4000 (R-hat 1.007, bulk ESS 574), which alone fail the gates
+SERIES_TARGET_ACCEPT = 0.95
+
+
 class SeriesFit(HypothesisFit):
     """``fit_at(h, prior_scale, seed)`` of :func:`series`: the joint model of hypothesis ``h`` over the series
     (``data`` holds its spectra), fitted by ``run_fit``."""
@@ -95,7 +101,7 @@ class SeriesFit(HypothesisFit):
     def __call__(self, h, scale, fit_seed):
         return self.run_fit(command="series", sampler="nutpie", seed=fit_seed, hypothesis=h,
                             labels=S.labels_for(len(self.data)), prior_scale=scale, tip=self.density,
-                            target_accept=0.9,
+                            target_accept=SERIES_TARGET_ACCEPT,
                             build=lambda: S.build_series_model(self.kind, h, self.data, self.conditions, self.spec,
                                                                tip_density=self.density, metal_tip=self.metal_tip,
                                                                prior_scale=scale))
@@ -158,8 +164,9 @@ def series(kind, spectra, conditions=None, spec=None, *, hypotheses=S.SERIES_HYP
     summary = assemble_summary(runs, hypotheses=names, prior_odds=odds, seed=seed, sampler="nutpie",
                                evidence_settings=evidence_record(settings, prior_rerun), input_record=input_record,
                                timing=timing, command="series", series_kind=kind)
+    fixed_gaps = [float(d) for d in spec.sample.get("delta") or [] if isinstance(d, (int, float))]
     summary["diagnostics"]["cautions"] = S.window_cautions(datas, cond, [runs[h]["fit"].posterior for h in names],
-                                                           labels)
+                                                           labels, fixed_gaps)
     summary["series"] = {"kind": kind, "spectra": labels, "files": files,
                          "conditions": {k: (list(v) if k == "defect" else [float(x) for x in v])
                                         for k, v in cond.items()}}

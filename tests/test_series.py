@@ -176,6 +176,12 @@ def test_a_window_inside_the_gaps_without_setpoints_is_cautioned():
     tip = post.assign(delta_tip=(("chain", "draw"), np.full((2, 50), 1.4)))
     (text,) = S.window_cautions([wide], cond, [tip], ["s0"])
     assert text.startswith("s0 ends inside the gaps (window up to ±7 mV, coherence peaks near ±7.2 mV)")
+    # gaps the spec fixes are not in the posterior: they set the edge themselves
+    fixed = xr.Dataset({"w": (("chain", "draw"), np.ones((2, 50)))})
+    (text,) = S.window_cautions(inside, cond, [fixed], ["s0", "s1"], fixed_gaps=[4.5, 5.8])
+    assert "coherence peaks near ±5.8 mV" in text
+    assert S.window_cautions(inside, cond, [fixed], ["s0", "s1"]) == []  # nothing says where the gaps are
+    assert S.window_cautions([wide], cond, [fixed], ["s0"], fixed_gaps=[4.5, 5.8]) == []
     # setpoints fix G_n whatever the window
     tied = {**cond, "setpoint_current_nA": np.ones(3), "setpoint_bias_mV": np.ones(3)}
     assert S.window_cautions(inside, tied, [post], ["s0", "s1"]) == []

@@ -115,25 +115,31 @@ def contested_rv(name, key, factor, **kwargs):
     return pm.LogNormal(name, mu=p["mu"], sigma=p["sigma"], **kwargs)
 
 
-def window_cautions(datas, cond, posteriors, labels):
+def window_cautions(datas, cond, posteriors, labels, fixed_gaps=()):
     """Cautions for spectra whose window ends inside the gaps while no setpoint fixes their G_n.
 
     Such a spectrum never reaches its coherence peaks, so its g_n trades against the bound-state weights (a
     window inside the gap measures only their product) and the law's fit leans on the prior of g_n. ``posteriors``
-    are the hypotheses' posterior datasets; the edge is the smallest, over hypotheses, posterior median of the
-    largest gap (plus the tip's gap for a superconducting tip). Returns a list of sentences, empty when every
-    window reaches past the edge or setpoints tie G_n.
+    are the hypotheses' posterior datasets and ``fixed_gaps`` the gaps the spec fixes (numbers, not priors); the
+    edge is the smallest, over hypotheses, posterior median of the largest gap (plus the tip's gap for a
+    superconducting tip). Returns a list of sentences, empty when every window reaches past the edge or setpoints
+    tie G_n.
     """
     if "setpoint_current_nA" in cond:
         return []
+    fixed = max(fixed_gaps) if len(fixed_gaps) else None
     edges = []
     for post in posteriors:
-        if "delta" not in post:
+        per_draw = lambda name: post[name].transpose("chain", "draw", ...).values.reshape(  # noqa: E731
+            post.sizes["chain"] * post.sizes["draw"], -1)
+        edge = per_draw("delta").max(axis=1) if "delta" in post else np.array([-np.inf])
+        if fixed is not None:
+            edge = np.maximum(edge, fixed)
+        if not np.all(np.isfinite(edge)):
             continue
-        edge = post["delta"].max("gap")
         if "delta_tip" in post:
-            edge = edge + post["delta_tip"]
-        edges.append(float(edge.median()))
+            edge = edge + per_draw("delta_tip")[:, 0]
+        edges.append(float(np.median(edge)))
     if not edges:
         return []
     edge = min(edges)
