@@ -84,10 +84,10 @@ def read_manifest(kind, path, **load_options):
 # ----------------------------------------------------------------------------------------------- the comparison
 
 
-# NUTS target acceptance of the joint fits: a law whose state sits at zero energy (an inert field series, zero-energy
-# defects) puts eps0 and the field slopes against their lower bound of 0; at 0.9 the full inert field must-show gave
-# 2 divergent draws of 4000 (R-hat 1.007, bulk ESS 574), which alone fail the gates
-SERIES_TARGET_ACCEPT = 0.95
+# NUTS target acceptance of the joint fits. On the full inert field must-show ysr diverged in 2 draws of 4000 at 0.9
+# and in 7 at 0.95, all where eps0 is largest and the pair must be symmetric and narrow to look like one zero-energy
+# peak: geometry, which a smaller step does not cure, so the cheaper 0.9 stays
+SERIES_TARGET_ACCEPT = 0.9
 
 
 class SeriesFit(HypothesisFit):
