@@ -32,9 +32,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 @dataclasses.dataclass(frozen=True)
 class Settings:
     """Sampling settings of a pass through the study. ``demo``: the fast pass of `make demo` (ZECP spectra on the
-    ±3 mV window the bundled files hold, 4 chains x (300 tuning + 300 draws), 400 SMC particles: these spectra's
-    fits give a bulk ESS near one per draw, so 1200 draws clear the gate of 400 threefold); ``full``: the issue's
-    sizes. A fit short only of length is sampled again with doubled draws up to ``max_draws`` per chain."""
+    ±3 mV window the bundled files hold, 4 chains x (500 tuning + 500 draws), 400 SMC particles); ``full``: the
+    issue's sizes. A fit short only of length is sampled again with doubled draws up to ``max_draws`` per chain."""
 
     name: str
     chains: int
@@ -52,7 +51,7 @@ class Settings:
         return ["--smc-draws", str(self.smc_draws), "--replicates", str(self.replicates)]
 
 
-PASSES = {"demo": Settings("demo", chains=4, draws=300, tune=300, smc_draws=400, max_draws=1200),
+PASSES = {"demo": Settings("demo", chains=4, draws=500, tune=500, smc_draws=400),
           "full": Settings("full", chains=4, draws=1000, tune=1000, smc_draws=1000, max_draws=4000)}
 
 
