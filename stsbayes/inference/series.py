@@ -115,6 +115,12 @@ def contested_rv(name, key, factor, **kwargs):
     return pm.LogNormal(name, mu=p["mu"], sigma=p["sigma"], **kwargs)
 
 
+def _per_draw(posterior, name):
+    """``posterior[name]`` as a (draws, elements) float array, chains flattened in chain-major order."""
+    x = np.asarray(posterior[name].transpose("chain", "draw", ...).values, float)
+    return x.reshape(x.shape[0] * x.shape[1], -1)
+
+
 def window_cautions(datas, cond, posteriors, labels, fixed_gaps=()):
     """Cautions for spectra whose window ends inside the gaps while no setpoint fixes their G_n.
 
@@ -130,15 +136,13 @@ def window_cautions(datas, cond, posteriors, labels, fixed_gaps=()):
     fixed = max(fixed_gaps) if len(fixed_gaps) else None
     edges = []
     for post in posteriors:
-        per_draw = lambda name: post[name].transpose("chain", "draw", ...).values.reshape(  # noqa: E731
-            post.sizes["chain"] * post.sizes["draw"], -1)
-        edge = per_draw("delta").max(axis=1) if "delta" in post else np.array([-np.inf])
+        edge = _per_draw(post, "delta").max(axis=1) if "delta" in post else np.array([-np.inf])
         if fixed is not None:
             edge = np.maximum(edge, fixed)
         if not np.all(np.isfinite(edge)):
             continue
         if "delta_tip" in post:
-            edge = edge + per_draw("delta_tip")[:, 0]
+            edge = edge + _per_draw(post, "delta_tip")[:, 0]
         edges.append(float(np.median(edge)))
     if not edges:
         return []
@@ -162,8 +166,7 @@ def log_prior_of(posterior, kind, hypothesis, factor=1.0):
     for key in CONTESTED[(kind, hypothesis)]:
         if key not in posterior:
             raise InputError(f"the {kind} {hypothesis} posterior lacks {key}: was it fitted by `stsbayes series`?")
-        x = np.asarray(posterior[key].transpose("chain", "draw", ...).values, float)
-        x = x.reshape(x.shape[0] * x.shape[1], -1)
+        x = _per_draw(posterior, key)
         dist, p = _scaled(key, factor)
         if dist == "halfnormal":
             lp = stats.halfnorm.logpdf(x, scale=p["sigma"])
