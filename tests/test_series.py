@@ -109,13 +109,17 @@ def test_the_series_model_at_the_truth_is_the_simulation(kind, hypothesis, truth
         fix["width_excess"] = truth.get("width", truth.get("width0")) - 0.002
     if kind in ("field", "defects") and "setpoint_current_nA" not in conditions:
         fix.update({f"s{j}:g_n": sims[j][2] for j in range(n)})
-    if kind == "field" and hypothesis == "ysr":  # the pair's weights as total and log ratio
-        fix.update(w=truth["u2"] + truth["v2"], log_ratio=np.log(truth["u2"] / truth["v2"]))
+    if kind == "field" and hypothesis == "ysr":  # the pair's weights as total and log ratio, sampled jointly
+        fix.update(w=truth["u2"] + truth["v2"], zeeman_law=np.array([truth["eps0"], truth["g_eff"],
+                                                                     np.log(truth["u2"] / truth["v2"])]))
     if kind == "defects":
         mu, tau = 0.05, 0.03
         z = -stats.norm.ppf(stats.norm.cdf((mu - np.array(truth["eps_d"])) / tau) / stats.norm.cdf(mu / tau))
         fix.update(mu_width=0.0, tau_width=1.0, z_width=np.log(np.array(truth["width_d"]) - 0.002), mu_eps=mu,
-                   tau_eps=tau, z_eps=z, u2=np.array(truth["u2_d"]), v2=np.array(truth["v2_d"]))
+                   tau_eps=tau, z_eps=z)
+        if hypothesis == "ysr":  # each pair's total weight and asymmetry eps sinh(r/2) / a0
+            u2, v2, eps = (np.array(truth[k]) for k in ("u2_d", "v2_d", "eps_d"))
+            fix.update(w=u2 + v2, asymmetry=eps * np.sinh(np.log(u2 / v2) / 2) / S.ASYMMETRY_SCALE)
     assert names == set(fix)
     fixed = pm.do(model, fix)
     wanted = [fixed[f"s{j}:mu"] for j in range(n)] + [fixed["g_n_j"]] + (
@@ -142,6 +146,55 @@ def test_the_defect_population_is_the_truncated_normal():
         assert stats.kstest(eps, ref.cdf).pvalue > 0.01
 
 
+def test_the_field_pair_coordinates_invert_and_their_jacobian_is_the_derivative():
+    """PairMoments maps (eps0, g_eff, r) to (m, u, lambda) and back, its log Jacobian is the autodiff one, and
+    m, s are the mean and sd of the two lines' energies at the mean field."""
+    from pymc.logprob.transforms import Transform
+    t = S.PairMoments(0.07)
+    v = pt.dvector("v")
+    forward, backward = pytensor.function([v], t.forward(v)), pytensor.function([v], t.backward(v))
+    mine, auto = pytensor.function([v], t.log_jac_det(v)), pytensor.function([v], Transform.log_jac_det(t, v))
+    rng = np.random.default_rng(0)
+    for x in [np.array([abs(rng.normal(0, 0.2)), abs(rng.normal(0, 2)), rng.normal(0, 1.4)]) for _ in range(6)] + [
+            np.array([1e-4, 1e-3, 12.0]), np.array([0.3, 1e-5, -0.01])]:
+        u = forward(x)
+        np.testing.assert_allclose(backward(u), x, rtol=1e-9)
+        assert mine(u) == pytest.approx(float(auto(u)), rel=1e-9, abs=1e-9)
+        e, p = x[0] + 0.07 * x[1], 1.0 / (1.0 + np.exp(-x[2]))  # lines at +e (weight p) and -e
+        assert u[0] == pytest.approx(e * p - e * (1 - p), rel=1e-9)
+        spread = S.SPREAD_SCALE * np.logaddexp(0.0, u[1])  # s = s0 softplus(u)
+        assert spread == pytest.approx(np.sqrt(e ** 2 - (e * (2 * p - 1)) ** 2), rel=1e-6)
+
+
+def test_the_field_pairs_joint_prior_is_the_three_priors():
+    """zeeman_law draws eps0, g_eff and log_ratio independently from their own priors (KS against each)."""
+    with pm.Model():
+        law = S.zeeman_pair_law(0.07, 1.0)
+        draws = pm.draw(pt.stack(law), 4000, random_seed=3)
+    for k, ref in enumerate([stats.halfnorm(scale=0.2), stats.halfnorm(scale=2.0), stats.norm(scale=np.sqrt(2))]):
+        assert stats.kstest(draws[:, k], ref.cdf).pvalue > 0.01
+    with pytest.raises(InputError, match="nonzero field"), pm.Model():
+        S.zeeman_pair_law(0.0, 1.0)
+
+
+def test_a_defect_pairs_asymmetry_carries_the_log_ratios_prior():
+    """The asymmetry a = eps sinh(r/2) / a0 is sampled with the density PyMC derives from r ~ N(0, sqrt 2 f): r
+    drawn through it follows that normal at any eps, and the model's log density of a is r's plus the log
+    Jacobian |dr/da|."""
+    eps = np.array([1e-4, 0.003, 0.05])
+    for factor in (1.0, 0.5):
+        with pm.Model(coords={"spectrum": list("abc")}) as model:
+            r = S.asymmetric_ratio(pt.as_tensor_variable(eps), factor, dims="spectrum")
+        draws = pm.draw(r, 3000, random_seed=4)
+        for k in range(3):
+            assert stats.kstest(draws[:, k], stats.norm(scale=np.sqrt(2) * factor).cdf).pvalue > 0.01
+        a = np.array([0.3, -2.0, 5.0])
+        ratio = 2 * np.arcsinh(S.ASYMMETRY_SCALE * a / eps)
+        jac = 2 * (S.ASYMMETRY_SCALE / eps) / np.sqrt(1 + (S.ASYMMETRY_SCALE * a / eps) ** 2)
+        expected = stats.norm.logpdf(ratio, scale=np.sqrt(2) * factor) + np.log(jac)
+        np.testing.assert_allclose(pm.logp(model["asymmetry"], a).eval(), expected, rtol=1e-9)
+
+
 def test_contested_log_prior_is_the_models_prior():
     """The reweighting's log prior of the contested parameters equals the model's own prior density of them
     (at factor 1), and scales its widths like the model built at prior_scale."""
@@ -154,7 +207,9 @@ def test_contested_log_prior_is_the_models_prior():
         import xarray as xr
         post = xr.Dataset({k: (("chain", "draw"), np.full((1, 1), v)) for k, v in point.items()})
         mine = S.log_prior_of(post, "field", "ysr", factor)[0]
-        theirs = sum(float(pm.logp(model[k], v).eval()) for k, v in point.items())
+        law = np.array([point[k] for k in S.ZEEMAN_LAW])  # eps0, g_eff and log_ratio: one joint variable
+        theirs = float(pm.logp(model["zeeman_law"], law).eval()) + sum(
+            float(pm.logp(model[k], v).eval()) for k, v in point.items() if k not in S.ZEEMAN_LAW)
         assert mine == pytest.approx(theirs, rel=1e-8)
 
 

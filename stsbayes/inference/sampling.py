@@ -180,6 +180,8 @@ SCAN_KEEP = 3  # starts returned: the best point of the scan and the runners-up 
 def scan_starts(model, fun, x0, scan):
     """Flat starts from scanning each element of the ``scan`` variables over its grid, the rest held at ``x0``.
 
+    A key ``name[k]`` scans element k of the variable ``name`` alone (a joint variable whose components differ).
+
     Each element in turn takes every grid value (a sorted vector stays sorted, so ordered transforms apply), the
     best by ``fun`` is kept, and the sweep repeats ``SCAN_SWEEPS`` times. The elements of an unordered vector are
     interchangeable states whose values count up to sign (signed energies): an element is not scanned onto a value
@@ -192,10 +194,11 @@ def scan_starts(model, fun, x0, scan):
     slices = flat_slices(model)
     x = np.array(x0, dtype=float)
     ranked = []
-    for rv_name, grid in scan.items():
+    for key, grid in scan.items():
+        rv_name, _, index = key.rstrip("]").partition("[")  # "name[k]": element k of a joint variable alone
         rv = model.named_vars.get(rv_name)
         if rv is None or rv not in model.free_RVs:
-            raise InputError(f"cannot scan {rv_name}: the model has no free variable of that name")
+            raise InputError(f"cannot scan {key}: the model has no free variable of that name")
         value = model.rvs_to_values[rv]
         where = slices[value.name]
         transform = model.rvs_to_transforms.get(rv)
@@ -210,9 +213,9 @@ def scan_starts(model, fun, x0, scan):
         current = np.asarray(backward(x[where]), dtype=float)
         placed = np.zeros(current.size, dtype=bool)
         for _ in range(SCAN_SWEEPS):
-            for k in range(current.size):
+            for k in range(current.size) if not index else [int(index)]:
                 trials = []
-                others = np.abs(current[placed & (np.arange(current.size) != k)])
+                others = np.abs(current[placed & (np.arange(current.size) != k)]) if not index else []
                 for g in grid:
                     trial = current.copy()
                     trial[k] = g

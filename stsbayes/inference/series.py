@@ -38,13 +38,19 @@ doubles, are listed per series and hypothesis in ``CONTESTED``):
 - mu_eps: HalfNormal(0.2 meV); tau_eps: HalfNormal(0.1 meV); mu_width: Normal(log 0.02, 1); tau_width:
   HalfNormal(0.5);
 - widths and weights as the single-spectrum hypotheses (``hypotheses.py``): field's ysr pair as a total weight w
-  and log ratio r (u2 = w sigmoid(r), v2 = w sigmoid(-r)); gn and defects sample u2 and v2.
+  and log ratio r (u2 = w sigmoid(r), v2 = w sigmoid(-r)), defects each pair's the same way; gn samples u2 and v2.
+
+The field ysr samples eps0, g_eff and r jointly (``zeeman_law``, priors as above) in the coordinates of
+:class:`PairMoments`: the mean and spread of the pair's two line energies, and the split of its energy between
+zero field and the Zeeman shift. The defects' pairs sample r through their asymmetry (``asymmetric_ratio``): both
+remove the funnel that a state near zero energy makes in (eps, r).
 """
 
 import numpy as np
 import pymc as pm
 import pytensor
 import pytensor.tensor as pt
+from pymc.logprob.transforms import Transform
 from scipy import stats
 
 from ..errors import InputError
@@ -84,7 +90,7 @@ CONTESTED = {
     ("gn", "mzm"): ("kappa",),
     ("field", "ysr"): ("eps0", "g_eff", "width_excess", "beta", "w", "log_ratio"),
     ("field", "mzm"): ("width_excess", "w"),
-    ("defects", "ysr"): ("mu_eps", "tau_eps", "mu_width", "tau_width", "u2", "v2"),
+    ("defects", "ysr"): ("mu_eps", "tau_eps", "mu_width", "tau_width", "w", "log_ratio"),
     ("defects", "mzm"): ("mu_width", "tau_width", "w"),
 }
 # canonical parameter names reported per series (architecture.md) besides the per-spectrum ones
@@ -324,8 +330,8 @@ def build_series_model(kind, hypothesis, datas, conditions, spec=None, *, tip_de
     wanted += [x for x in REPORTED[(kind, hypothesis)] + ["g_n_j"] if x in present and x not in wanted]
     for label in labels:
         wanted += [f"{label}:{x}" for x in ("sigma", "b0", "b1", "sigma_scale", "nu") if f"{label}:{x}" in present]
-    scan = {"eps0": H.EPS_SCAN} if hypothesis == "ysr" and kind in ("gn", "field") else (
-        {"mu_eps": H.EPS_SCAN} if hypothesis == "ysr" else None)
+    scan = None if hypothesis != "ysr" else {"gn": {"eps0": H.EPS_SCAN}, "field": {"zeeman_law[0]": H.EPS_SCAN},
+                                             "defects": {"mu_eps": H.EPS_SCAN}}[kind]
     info = ModelInfo(grid=grids[0], parameters=wanted, fixed=fixed, metal_tip=metal, labels=labels, grids=grids,
                      scan=scan)
     return model, info
@@ -373,12 +379,13 @@ def _laws(kind, hypothesis, cond, n, f, shared, gamma):
         for j in range(n):
             own[j]["gamma"] = gamma + gamma_field * field[j]
         if hypothesis == "ysr":
-            eps0, g_eff = contested_rv("eps0", "eps0", f), contested_rv("g_eff", "g_eff", f)
+            zeeman = 0.5 * MU_B * float(np.mean(cond["field_T"]))  # meV per unit g_eff at the mean field
+            eps0, g_eff, ratio = zeeman_pair_law(zeeman, f)
             width0 = width_of("width0")
             beta = contested_rv("beta", "beta", f)
             # the pair's total weight and log ratio, as a single spectrum's ysr: an inert (zero-energy) state fixes
             # w alone, and independent u2, v2 would then wander along the curved valley u2 + v2 = w
-            total, ratio = contested_rv("w", "w", f), contested_rv("log_ratio", "log_ratio", f)
+            total = contested_rv("w", "w", f)
             u2 = pm.Deterministic("u2", total * pm.math.sigmoid(ratio))
             v2 = pm.Deterministic("v2", total * pm.math.sigmoid(-ratio))
             eps = pm.Deterministic("eps_j", eps0 + 0.5 * g_eff * MU_B * field, dims="spectrum")
@@ -400,10 +407,10 @@ def _laws(kind, hypothesis, cond, n, f, shared, gamma):
             mu_e, tau_e = contested_rv("mu_eps", "mu_eps", f), contested_rv("tau_eps", "tau_eps", f)
             z_e = pm.Normal("z_eps", 0.0, 1.0, dims="spectrum")
             eps = pm.Deterministic("eps_d", truncated_population(mu_e, tau_e, z_e), dims="spectrum")
-            u2 = contested_rv("u2", "u2", f, dims="spectrum")
-            v2 = contested_rv("v2", "v2", f, dims="spectrum")
-            pm.Deterministic("u2_d", u2, dims="spectrum")
-            pm.Deterministic("v2_d", v2, dims="spectrum")
+            total = contested_rv("w", "w", f, dims="spectrum")
+            ratio = asymmetric_ratio(eps, f, dims="spectrum")
+            u2 = pm.Deterministic("u2_d", total * pm.math.sigmoid(ratio), dims="spectrum")
+            v2 = pm.Deterministic("v2_d", total * pm.math.sigmoid(-ratio), dims="spectrum")
             for j in range(n):
                 own[j].update(eps=pt.stack([eps[j]]), width=pt.stack([width[j]]), u2=pt.stack([u2[j]]),
                               v2=pt.stack([v2[j]]))
@@ -416,6 +423,87 @@ def _laws(kind, hypothesis, cond, n, f, shared, gamma):
     if "setpoint_current_nA" in cond and laws[0] is None:  # the pair's G_n scales the whole spectrum: linear
         laws = linear_setpoint_laws(cond["setpoint_current_nA"], cond["setpoint_bias_mV"])
     return own, laws
+
+
+def _log_cosh(x):
+    a = pt.abs(x)
+    return a + pt.log1p(pt.exp(-2.0 * a)) - np.log(2.0)
+
+
+SPREAD_SCALE = 0.005  # meV: PairMoments' spread coordinate is logarithmic below it and linear above
+
+
+class PairMoments(Transform):
+    """Sampling coordinates of a field series' offset pair: (eps0, g_eff, r) -> (m, u, lambda).
+
+    With e = eps0 + c g_eff the pair's energy at the mean field (c = ½ μ_B mean B) and r = ln(u²/v²), the pair's
+    two lines at ±e with weights sigmoid(±r) have mean m = e tanh(r/2) and standard deviation s = e sech(r/2),
+    sampled as u with s = s0 softplus(u) (s0 = ``SPREAD_SCALE``); lambda = ln(eps0 / (c g_eff)) splits e between
+    the zero-field energy and the Zeeman shift.
+
+    Why: the data measure m at first order (each spectrum's centroid is m e_j / e, with e_j / e between 0 and
+    max B / mean B) and s only together with the width. In (eps0, r) a state near zero energy is a funnel: r is
+    free where eps0 is small and must vanish as eps0 grows (an asymmetric pair moves the centroid), and NUTS
+    diverged there (the inert field must-show, session 14). s itself is logarithmic near 0, which it approaches
+    smoothly, and linear above s0: in ln s the posterior's upper edge, where the pair starts to resolve into two
+    lines (its likelihood falls as s⁴), is a wall too steep for the step size (7 divergences in 4000 draws, all at
+    the top 1 % of s). Inverse: e = sqrt(m² + s²), r = 2 asinh(m / s); the Jacobian
+    |d(eps0, g_eff, r) / d(m, u, lambda)| = (2 / s) s0 sigmoid(u) e sigmoid(lambda) sigmoid(-lambda) / c.
+    """
+
+    name = "pair_moments"
+    ndim_supp = 1
+
+    def __init__(self, zeeman):
+        self.c = float(zeeman)
+
+    def forward(self, value, *inputs):
+        eps0, g_eff, ratio = value[..., 0], value[..., 1], value[..., 2]
+        e = eps0 + self.c * g_eff
+        x = pt.exp(pt.log(e) - _log_cosh(ratio / 2)) / SPREAD_SCALE  # s / s0
+        return pt.stack([e * pt.tanh(ratio / 2), x + pt.log(-pt.expm1(-x)),  # softplus⁻¹(x), stable for all x > 0
+                         pt.log(eps0) - pt.log(self.c * g_eff)], axis=-1)
+
+    def backward(self, value, *inputs):
+        m, u, lam = value[..., 0], value[..., 1], value[..., 2]
+        s = SPREAD_SCALE * pt.softplus(u)
+        e = pt.sqrt(m ** 2 + s ** 2)
+        return pt.stack([pm.math.sigmoid(lam) * e, pm.math.sigmoid(-lam) * e / self.c, 2.0 * pt.arcsinh(m / s)],
+                        axis=-1)
+
+    def log_jac_det(self, value, *inputs):
+        m, u, lam = value[..., 0], value[..., 1], value[..., 2]
+        s = SPREAD_SCALE * pt.softplus(u)
+        e = pt.sqrt(m ** 2 + s ** 2)
+        return (np.log(2.0 * SPREAD_SCALE / self.c) + pt.log(e) - pt.log(s) - pt.softplus(-u) - pt.softplus(-lam)
+                - pt.softplus(lam))
+
+
+ZEEMAN_LAW = ("eps0", "g_eff", "log_ratio")  # the components of the field ysr's joint variable, in order
+
+
+def zeeman_pair_law(zeeman, factor):
+    """Inside the model: eps0, g_eff and log_ratio of the field ysr, with their priors (``PRIORS``, widths times
+    ``factor``) but sampled jointly in :class:`PairMoments` coordinates as the variable ``zeeman_law``; returns the
+    three as Deterministics of their own names."""
+    if not zeeman > 0:
+        raise InputError("a field series needs a spectrum at nonzero field: field_T is 0 T everywhere")
+    sig = [_scaled(k, factor)[1]["sigma"] for k in ZEEMAN_LAW]
+
+    def draw(s_eps, s_g, s_r, size):
+        return pt.stack([pt.abs(pm.Normal.dist(0.0, s_eps, size=size)), pt.abs(pm.Normal.dist(0.0, s_g, size=size)),
+                         pm.Normal.dist(0.0, s_r, size=size)], axis=-1)
+
+    def logp(value, s_eps, s_g, s_r):
+        return (pm.logp(pm.HalfNormal.dist(s_eps), value[..., 0]) + pm.logp(pm.HalfNormal.dist(s_g), value[..., 1])
+                + pm.logp(pm.Normal.dist(0.0, s_r), value[..., 2]))
+
+    def support(rv, size, s_eps, s_g, s_r):
+        return pt.stack([0.5 * s_eps, 0.5 * s_g, 0.0 * s_r], axis=-1)
+
+    law = pm.CustomDist("zeeman_law", *sig, dist=draw, logp=logp, support_point=support, signature="(),(),()->(3)",
+                        default_transform=PairMoments(zeeman))
+    return tuple(pm.Deterministic(name, law[k]) for k, name in enumerate(ZEEMAN_LAW))
 
 
 def linear_setpoint_laws(i_set, v_set):
@@ -435,6 +523,28 @@ def linear_setpoint_laws(i_set, v_set):
             return {**params, "g_n": g_n}
         return law
     return [law_for(j) for j in range(len(i_set))]
+
+
+ASYMMETRY_SCALE = 0.005  # meV: the unit of a defect pair's sampled asymmetry (``asymmetric_ratio``)
+
+
+def asymmetric_ratio(eps, factor, **kwargs):
+    """Inside the model: the log weight ratio r ~ Normal(0, sqrt 2 · factor) of pairs at energies ``eps`` >= 0,
+    sampled as the asymmetry a = eps sinh(r/2) / a0 (a0 = ``ASYMMETRY_SCALE``; PyMC derives its density from r's);
+    returns r as the Deterministic ``log_ratio``.
+
+    The pair's lines at ±eps with weights sigmoid(±r) have their centroid at eps tanh(r/2), which the data measure
+    at first order: for a state near zero energy, r is free where eps is small and must vanish as eps grows, a
+    funnel in (eps, r). The centroid is a0 a / sqrt(1 + (a0 a / eps)²), about a0 a wherever eps resolves it, so in a
+    it no longer depends on eps."""
+    sigma = _scaled("log_ratio", factor)[1]["sigma"]
+
+    def draw(scale, sigma, size):
+        return scale * pt.sinh(pm.Normal.dist(0.0, sigma, size=size) / 2.0)
+
+    eps = pt.maximum(eps, 1e-12)  # eps_d reaches 0 only in the limit z_d -> -inf
+    a = pm.CustomDist("asymmetry", eps / ASYMMETRY_SCALE, sigma, dist=draw, **kwargs)
+    return pm.Deterministic("log_ratio", 2.0 * pt.arcsinh(ASYMMETRY_SCALE * a / eps), **kwargs)
 
 
 def truncated_population(mu, tau, z):
