@@ -482,6 +482,15 @@ def test_linear_model_has_no_mirror(linear):
     assert state_coordinates(linear_model(*linear)) is None
 
 
+def test_bridge_sampling_names_where_the_density_is_not_finite():
+    """A draw outside the model's support (a weight of exactly 0) is refused, naming the draws and the variable."""
+    model, _ = mirror_model(1)
+    trace = one_mirror_mode_trace(1)
+    trace["posterior"]["w_all"][0, 3, 0] = 0.0
+    with pytest.raises(InputError, match=r"at 1 of 4000 posterior draws \(unconstrained w_all_log__ not finite\)"):
+        bridge_sampling(model, trace, seed=7)
+
+
 @pytest.mark.parametrize("n", [1, 2])
 def test_bridge_sampling_counts_the_mirror_modes_the_chains_never_visit(n, monkeypatch):
     import stsbayes.inference.evidence as E

@@ -308,6 +308,18 @@ def _relative_efficiency(log_density):
     return min(1.0, ess / n) if np.isfinite(ess) and ess > 0 else 1.0
 
 
+def _where_not_finite(model, pooled, log_post):
+    """Which draws and coordinates a non-finite log density comes from, in words (for the error message)."""
+    from .sampling import flat_slices
+    bad = ~np.isfinite(log_post)
+    words = f"{int(bad.sum())} of {len(log_post)} posterior draws"
+    coords = ~np.isfinite(pooled[bad]).all(axis=0)
+    names = [name for name, where in flat_slices(model).items() if coords[where].any()]
+    first = pooled[np.flatnonzero(bad)[0]]
+    return words + (f" (unconstrained {', '.join(names)} not finite)" if names else
+                    f" (the first at unconstrained {np.array2string(first, precision=4, threshold=40)})")
+
+
 def bridge_sampling(model, trace, *, replicates=MIN_REPLICATES, seed=None):
     """ln Z of ``model`` by optimal bridge sampling from its posterior draws ``trace`` (a DataTree).
 
@@ -334,8 +346,8 @@ def bridge_sampling(model, trace, *, replicates=MIN_REPLICATES, seed=None):
                          f"{replicates} replicates: draw at least {2 * replicates * max(2 * ndim + 2, 20)}")
     log_post = density.logp(pooled)
     if not np.all(np.isfinite(log_post)):
-        raise InputError("the model's log density is not finite at some posterior draws: was the trace sampled "
-                         "from this model?")
+        raise InputError(f"the model's log density is not finite at {_where_not_finite(model, pooled, log_post)}: "
+                         "was the trace sampled from this model?")
     r_eff = _relative_efficiency(log_post.reshape(n_chain, n_draw))
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(pooled))
