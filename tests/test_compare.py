@@ -299,8 +299,8 @@ def test_prior_scale_widens_every_contested_prior():
         with pm.Model() as m:
             H.bound_state_variables("ysr2", prior_scale=scale)
         # the model's log density of these constrained values (no Jacobian) is log_prior_of at that scale
-        vals = {H.SIGNED_EPS: draws["eps"][0], "width_excess": draws["width"][0] - H.WIDTH_FLOOR_SHIFT,
-                "w_all": draws["u2"][0] + draws["v2"][0], "log_ratio_all": np.log(draws["u2"][0] / draws["v2"][0])}
+        vals = {H.STATE_LAW: np.column_stack([draws["eps"][0], np.log(draws["u2"][0] / draws["v2"][0])]),
+                "width_excess": draws["width"][0] - H.WIDTH_FLOOR_SHIFT, "w_all": draws["u2"][0] + draws["v2"][0]}
         logp = m.compile_logp(jacobian=False)
         point = {}
         for v in m.value_vars:
@@ -308,8 +308,8 @@ def test_prior_scale_widens_every_contested_prior():
             t = m.rvs_to_transforms.get(rv)
             x = vals[rv.name]
             point[v.name] = t.forward(x).eval() if t is not None else x
-        # (the signed, unordered energies' density is the reported one's over its 2^2 2! mirror images)
-        assert logp(point) + np.log(8.0) == pytest.approx(float(H.log_prior_of(draws, "ysr2", scale)[0]), rel=1e-6)
+        # (the unordered states' density is the reported (sorted) one's over its 2! relabellings)
+        assert logp(point) + np.log(2.0) == pytest.approx(float(H.log_prior_of(draws, "ysr2", scale)[0]), rel=1e-6)
     with pytest.raises(InputError, match="positive"):
         H.check_prior_scale(0)
 

@@ -40,52 +40,65 @@ def test_number_of_states_and_reported_names():
     assert H.parameter_names("ysr2") == ["eps_0", "eps_1", "width_0", "width_1", "u2_0", "u2_1", "v2_0", "v2_1"]
 
 
-@pytest.mark.parametrize("hypothesis", ["ysr", "ysr2"])
-def test_signed_eps_prior_integrates_to_one_and_folds_to_the_half_normal(hypothesis):
-    model = prior_model(hypothesis)
-    eps = model[H.SIGNED_EPS]
-    logp = model.compile_logp(vars=[eps], jacobian=True, sum=True)
+def test_the_state_laws_prior_integrates_to_one_in_its_sampling_coordinates():
+    """The density NUTS and the evidence estimators see, in (m, u) with PairSpread's Jacobian, integrates to 1: the
+    map from (eps >= 0, r) is one to one, with no mirror image to count twice or miss."""
+    model = prior_model("ysr")
+    logp = model.compile_logp(vars=[model[H.STATE_LAW]], jacobian=True, sum=True)
     point = model.initial_point()
+    name = f"{H.STATE_LAW}_{H.PairSpread.name}__"
+    density = lambda u, m: math.exp(float(logp({**point, name: np.array([[m, u]])})))  # noqa: E731
+    # s = s0 softplus(u) reaches 1 meV (5 prior sds of eps) at u = 200; m within ±eps
+    mass, _ = integrate.dblquad(density, -1.2, 1.2, -40.0, 220.0, epsabs=1e-9, epsrel=1e-7)
+    assert mass == pytest.approx(1.0, abs=1e-5)
+
+
+@pytest.mark.parametrize("hypothesis", ["ysr", "ysr2"])
+def test_the_reported_states_are_sorted_half_normal_energies(hypothesis):
+    """eps_all is each state's HalfNormal(EPS_SIGMA), sorted: for ysr2 the order statistics of two."""
     n = H.N_STATES[hypothesis]
-    density = lambda *u: math.exp(float(logp({**point, H.SIGNED_EPS: np.array(u)})))  # noqa: E731
-    if n == 1:
-        mass, _ = integrate.quad(density, -5.0, 5.0, epsabs=1e-11, epsrel=1e-10)
-    else:
-        mass, _ = integrate.dblquad(lambda b, a: density(a, b), -2.0, 2.0, -2.0, 2.0, epsabs=1e-10, epsrel=1e-9)
-    assert mass == pytest.approx(1.0, abs=1e-6)  # no normalising term to get wrong: the states are unordered
-    # the reported eps = |x|, sorted: each state's HalfNormal(EPS_SIGMA), the pair the order statistics of two
-    folded = pm.draw(model["eps_all"], draws=4000, random_seed=5).reshape(4000, n)
+    draws = pm.draw(prior_model(hypothesis)["eps_all"], draws=4000, random_seed=5).reshape(4000, n)
     half = stats.halfnorm(scale=H.EPS_SIGMA)
-    assert np.all(np.diff(folded, axis=1) >= 0)
-    assert stats.kstest(folded[:, 0], lambda q: 1 - (1 - half.cdf(q)) ** n).pvalue > 1e-3
-    assert stats.kstest(folded[:, -1], lambda q: half.cdf(q) ** n).pvalue > 1e-3
+    assert np.all(np.diff(draws, axis=1) >= 0)
+    assert stats.kstest(draws[:, 0], lambda q: 1 - (1 - half.cdf(q)) ** n).pvalue > 1e-3
+    assert stats.kstest(draws[:, -1], lambda q: half.cdf(q) ** n).pvalue > 1e-3
 
 
-def test_offset_states_report_the_mirror_image_of_a_negative_signed_energy():
-    """x < 0 with split r is the pair at eps = |x| with u2 and v2 swapped: the report folds it so and sorts the
-    states by eps, and the spectrum (u2 at +x, v2 at -x) is the same for (x, r) and (-x, -r)."""
-    from stsbayes.models.dos import bound_states
+def test_offset_states_report_their_weights_at_plus_and_minus_eps_sorted_by_eps():
+    """u2 = w sigmoid(r) sits at +eps, v2 at -eps; the report sorts the states by eps and carries each state's
+    width and weights with it."""
     model = prior_model("ysr2")
     names = ["eps_all", "u2_all", "v2_all", "width_all"]
     reported = model.compile_fn(model.replace_rvs_by_values([model[k] for k in names]), inputs=model.value_vars,
                                 on_unused_input="ignore")
     w, r, width = np.array([0.4, 0.2]), np.array([0.8, -0.3]), np.array([0.03, 0.05])
+    law = np.column_stack([[0.07, 0.02], r])
+    point = {**model.initial_point(), f"{H.STATE_LAW}_{H.PairSpread.name}__": H.PairSpread().forward(law).eval(),
+             "w_all_log__": np.log(w), "width_excess_log__": np.log(width - H.WIDTH_FLOOR_SHIFT)}
+    eps, u2, v2, widths = reported(point)
+    np.testing.assert_allclose(eps, [0.02, 0.07])  # state 1 first
+    np.testing.assert_allclose(widths, width[::-1])
     high, low = w / (1 + np.exp(-r)), w / (1 + np.exp(r))
-    for x in ([0.07, -0.02], [-0.07, 0.02]):
-        point = {**model.initial_point(), H.SIGNED_EPS: np.array(x), "w_all_log__": np.log(w),
-                 "log_ratio_all": r, "width_excess_log__": np.log(width - H.WIDTH_FLOOR_SHIFT)}
-        eps, u2, v2, widths = reported(point)
-        # state 1 (|x| = 0.02) is reported first
-        np.testing.assert_allclose(eps, [0.02, 0.07])
-        np.testing.assert_allclose(widths, width[::-1])
-        first = (high[1], low[1]) if x[1] > 0 else (low[1], high[1])
-        second = (high[0], low[0]) if x[0] > 0 else (low[0], high[0])
-        np.testing.assert_allclose([u2[0], v2[0], u2[1], v2[1]], [*first, *second])
-    energy = np.linspace(-0.3, 0.3, 61)
-    one = bound_states(energy, [0.07], [0.02], [0.3], [0.1]).eval()
-    mirrored = bound_states(energy, [-0.07], [0.02], [0.1], [0.3]).eval()
-    np.testing.assert_allclose(one, mirrored, rtol=1e-12)
-    assert not np.allclose(one, one[::-1])  # unequal weights: the spectrum itself is not symmetric
+    np.testing.assert_allclose([u2[0], v2[0], u2[1], v2[1]], [high[1], low[1], high[0], low[0]])
+
+
+def test_pair_spread_inverts_and_its_jacobian_is_the_derivative():
+    """(eps, r) -> (m, u) and back, with m and s the mean and sd of the lines' energies, and the log Jacobian the
+    autodiff one, also far out (a lopsided pair, a tiny spread, a wide pair)."""
+    import pytensor
+    import pytensor.tensor as pt
+    from pymc.logprob.transforms import Transform
+    t, v = H.PairSpread(), pt.dvector("v")
+    forward, backward = pytensor.function([v], t.forward(v)), pytensor.function([v], t.backward(v))
+    mine, auto = pytensor.function([v], t.log_jac_det(v)), pytensor.function([v], Transform.log_jac_det(t, v))
+    for x in ([0.05, 0.3], [0.001, -2.0], [1e-4, 12.0], [0.8, 0.0], [0.02, -0.01]):
+        u = forward(np.array(x))
+        np.testing.assert_allclose(backward(u), x, rtol=1e-9, atol=1e-15)
+        assert mine(u) == pytest.approx(float(auto(u)), rel=1e-9, abs=1e-9)
+        p = 1.0 / (1.0 + np.exp(-x[1]))
+        assert u[0] == pytest.approx(x[0] * (2 * p - 1), rel=1e-9, abs=1e-15)
+        spread = H.SPREAD_SCALE * np.logaddexp(0.0, u[1])
+        assert spread == pytest.approx(np.sqrt(x[0] ** 2 - (x[0] * (2 * p - 1)) ** 2), rel=1e-6)
 
 
 def _model_prior_logp(model, values):
@@ -123,13 +136,13 @@ def test_log_prior_of_matches_the_model_prior(hypothesis):
             assert H.log_prior_of(draws, hypothesis, 1.0) == pytest.approx(_model_prior_logp(model, values),
                                                                             abs=1e-9)
             continue
-        # the signed energies' density is the reported one's over 2^n n!, at every mirror image alike
-        values[H.SIGNED_EPS] = values.pop("eps_all")
-        mirror = {H.SIGNED_EPS: -values[H.SIGNED_EPS][::-1], "log_ratio_all": -values["log_ratio_all"][::-1],
-                  "w_all": values["w_all"][::-1], "width_excess": values["width_excess"][::-1]}
-        assert _model_prior_logp(model, mirror) == pytest.approx(_model_prior_logp(model, values), abs=1e-12)
+        # the model's density of the iid states is the sorted (reported) one's over n!
+        values[H.STATE_LAW] = np.column_stack([values.pop("eps_all"), values.pop("log_ratio_all")])
+        swapped = {H.STATE_LAW: values[H.STATE_LAW][::-1], "w_all": values["w_all"][::-1],
+                   "width_excess": values["width_excess"][::-1]}
+        assert _model_prior_logp(model, swapped) == pytest.approx(_model_prior_logp(model, values), abs=1e-12)
         assert H.log_prior_of(draws, hypothesis, 1.0) == pytest.approx(
-            _model_prior_logp(model, values) + np.log(2.0**n * math.factorial(n)), abs=1e-9)
+            _model_prior_logp(model, values) + np.log(math.factorial(n)), abs=1e-9)
 
 
 def test_log_prior_of_scales_every_width():

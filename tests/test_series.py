@@ -162,7 +162,7 @@ def test_the_field_pair_coordinates_invert_and_their_jacobian_is_the_derivative(
         assert mine(u) == pytest.approx(float(auto(u)), rel=1e-9, abs=1e-9)
         e, p = x[0] + 0.07 * x[1], 1.0 / (1.0 + np.exp(-x[2]))  # lines at +e (weight p) and -e
         assert u[0] == pytest.approx(e * p - e * (1 - p), rel=1e-9)
-        spread = S.SPREAD_SCALE * np.logaddexp(0.0, u[1])  # s = s0 softplus(u)
+        spread = S.H.SPREAD_SCALE * np.logaddexp(0.0, u[1])  # s = s0 softplus(u)
         assert spread == pytest.approx(np.sqrt(e ** 2 - (e * (2 * p - 1)) ** 2), rel=1e-6)
 
 

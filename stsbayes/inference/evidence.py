@@ -25,7 +25,7 @@ from scipy import stats
 from scipy.special import gammaln, logsumexp
 
 from ..errors import InputError
-from .hypotheses import state_coordinates
+from .hypotheses import SPREAD_SCALE, state_coordinates
 
 MIN_REPLICATES = 4
 # |a - b| <= AGREEMENT_SIGMAS * sqrt(ea^2 + eb^2): two estimators agree (physics.md §6)
@@ -165,31 +165,28 @@ class _Normal:
 def mirror_images(ndim, states):
     """The model's symmetries as (perms, signs), each image x -> x[..., perm] * sign; the identity first.
 
-    ``states`` (:func:`~stsbayes.inference.hypotheses.state_coordinates`): a row [x, r, w, width] of flat indices per
-    signed-energy state, or None. The images are every flip (x_k, r_k) -> (-x_k, -r_k) combined with every
-    relabelling of the states: 2^n n! of them."""
+    ``states`` (:func:`~stsbayes.inference.hypotheses.state_coordinates`): a row [m, u, w, width] of flat indices per
+    offset state, or None. The images are the relabellings of the states: n! of them (their coordinates have no
+    sign to flip, so every sign is 1; signs stay in the interface for symmetries that flip)."""
     if states is None:
         return np.arange(ndim)[None], np.ones((1, ndim))
-    perms, signs = [], []
+    perms = []
     for order in itertools.permutations(range(len(states))):
-        for flips in itertools.product((1.0, -1.0), repeat=len(states)):
-            perm, sign = np.arange(ndim), np.ones(ndim)
-            for k, (source, flip) in enumerate(zip(order, flips)):
-                perm[states[k]] = states[source]
-                sign[states[k][:2]] = flip
-            perms.append(perm)
-            signs.append(sign)
-    return np.array(perms), np.array(signs)
+        perm = np.arange(ndim)
+        for k, source in enumerate(order):
+            perm[states[k]] = states[source]
+        perms.append(perm)
+    return np.array(perms), np.ones((len(perms), ndim))
 
 
 def fold(x, states):
-    """Each row of ``x`` as its image with every signed energy >= 0 and the states sorted by it (one mirror mode)."""
+    """Each row of ``x`` as its image with the states sorted by energy (one mirror mode)."""
     x = np.array(x, dtype=float)
     if states is None:
         return x
     block = x[..., states]  # (..., n_states, 4)
-    block[..., :2] *= np.where(block[..., :1] < 0, -1.0, 1.0)
-    order = np.argsort(block[..., 0], axis=-1)
+    spread = SPREAD_SCALE * np.logaddexp(0.0, block[..., 1])
+    order = np.argsort(np.hypot(block[..., 0], spread), axis=-1)  # eps = sqrt(m² + s²)
     x[..., states] = np.take_along_axis(block, order[..., None], axis=-2)
     return x
 

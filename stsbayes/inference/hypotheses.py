@@ -21,18 +21,20 @@ the sampler's path: on zero-energy data only w is measured, and the unmeasured s
 a curved valley ln(u2 + v2) = const in (ln u2, ln v2); the Laplace-importance Pareto k of ysr on such data fell from
 1.19-1.32 to 0.77-0.98 (session 10 note).
 
-ysr and ysr2 sample *signed* energies x_k ~ Normal(0, 0.2 meV), unordered, and put u2_k at +x_k, v2_k at -x_k, which
-for x_k < 0 is the pair at eps = |x_k| with u2 and v2 swapped; they report eps = |x_k| with the weights at +eps and
--eps, the states sorted by eps. Since r ~ Normal(0, .) is symmetric and the states are iid, the reported quantities
-have exactly the priors above (the sorted pair the iid density times 2!, with no normalising term to get wrong).
+ysr and ysr2 sample each state's (eps_k, r_k) jointly (``STATE_LAW``, an (n, 2) variable with the priors above) in
+the coordinates of :class:`PairSpread`: the mean m = eps tanh(r/2) and spread s = eps sech(r/2) of the pair's two
+line energies, which are what the data measure. The states are unordered (iid) and reported sorted by eps, so the
+sorted pair has the iid density times 2!, with no normalising term to get wrong.
 Why: with eps >= 0 on a log scale, zero-energy data (eps piled uniformly on [0, 0.014 meV]) become an exponential
 tail in ln eps that NUTS crawled down (ysr: R-hat 1.014, bulk ESS 308 from 4 x 1000 at target_accept 0.97, 24
-divergences at 0.9; session 10 note); in x the same posterior is a smooth bump across 0 (ysr: 0 divergences at
-0.9), and the likelihood is analytic in x there. The price: every flip (x_k, r_k) -> (-x_k, -r_k) and every
-relabelling of the states maps the posterior onto itself, so offset data have 2^n n! mirror modes. Chains start
-together at one of them and stay; the gates read the reported (folded, sorted) quantities; and every evidence
-estimator that fits a proposal to the draws averages it over the mirror images (``state_coordinates``,
-``evidence.Symmetrised``), or its ln Z would lack ln(2^n n!).
+divergences at 0.9; session 10 note), and r is free where eps is small but must vanish as eps grows (a funnel).
+Signed energies x ~ Normal(0, 0.2) (sessions 10-14) made the first a smooth bump across 0 but the second a cross
+(x tanh(r/2) = 0: the x axis or the r axis), slow to cross (ysr2 on zero-energy data: bulk ESS 17, session 13),
+and gave 2^n mirror images (x_k, r_k) -> (-x_k, -r_k) per mode. In (m, u) neither is left; a relabelling of the
+states still maps the posterior onto itself, so offset data have n! mirror modes. Chains start together at one of
+them and stay; the gates read the reported (sorted) quantities; and every evidence estimator that fits a proposal
+to the draws averages it over the relabellings (``state_coordinates``, ``evidence.Symmetrised``), or its ln Z
+would lack ln n!.
 
 ``log_prior_of(draws, hypothesis, factor)`` evaluates the contested parameters' log prior with every width scaled
 by ``factor`` (0.5 = halved, 2 = doubled), for importance reweighting in the prior-sensitivity check.
@@ -41,6 +43,7 @@ by ``factor`` (0.5 = halved, 2 = doubled), for importance reweighting in the pri
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
+from pymc.logprob.transforms import Transform
 from scipy import stats
 
 from ..errors import InputError
@@ -53,7 +56,6 @@ WEIGHT_PRIOR = {"mu": float(np.log(0.15)), "sigma": 1.0}  # the series models' u
 STATE_WEIGHT_PRIOR = {"mu": float(np.log(0.3)), "sigma": 1.0}
 N_STATES = {"mzm": 1, "ysr": 1, "ysr2": 2}
 RATIO_SIGMA = float(np.sqrt(2.0))
-SIGNED_EPS = "eps_signed"  # the offset states' sampled energies, of either sign (module docstring)
 EPS_PRIOR_AT_ZERO = float(stats.halfnorm.pdf(0.0, scale=EPS_SIGMA))  # 1/meV: the Savage-Dickey denominator
 # names the default priors above; studies store it with their records and refuse records made under other priors
 PRIOR_VERSION = "2026-11-26: per-state total weight w and log ratio r"
@@ -104,18 +106,15 @@ def bound_state_variables(hypothesis, prior_scale=1.0):
         reported = {"width": width}
         fixed = {"eps[0]": 0.0}
     else:
-        # signed energies (module docstring): weight u2 = w sigmoid(r) at +x, v2 at -x, for x of either sign, the
-        # states unordered; reported as eps = |x| with the weights at +eps and -eps, the states sorted by eps
-        signed = pm.Normal(SIGNED_EPS, 0.0, EPS_SIGMA * f, shape=n)
+        # each state's energy and log ratio, sampled jointly in the coordinates of PairSpread (module docstring):
+        # u2 = w sigmoid(r) at +eps, v2 at -eps; reported sorted by eps
+        law = state_law(n, f)
+        eps, ratio = law[:, 0], law[:, 1]
         total = pm.LogNormal("w_all", **_scaled(STATE_WEIGHT_PRIOR, f), shape=n)
-        ratio = pm.Normal("log_ratio_all", 0.0, RATIO_SIGMA * f, shape=n)
         u2, v2 = total * pm.math.sigmoid(ratio), total * pm.math.sigmoid(-ratio)
-        params = {"eps": signed, "width": width, "u2": u2, "v2": v2}
-        positive = pt.ge(signed, 0.0)
-        eps = pt.abs(signed)
+        params = {"eps": eps, "width": width, "u2": u2, "v2": v2}
         order = pt.argsort(eps) if n > 1 else slice(None)
-        reported = {"eps": eps[order], "width": width[order], "u2": pt.switch(positive, u2, v2)[order],
-                    "v2": pt.switch(positive, v2, u2)[order]}
+        reported = {"eps": eps[order], "width": width[order], "u2": u2[order], "v2": v2[order]}
         for key in ("eps", "u2", "v2"):
             reported[key] = pm.Deterministic(f"{key}_all", reported[key])
             for k in range(n):
@@ -127,28 +126,102 @@ def bound_state_variables(hypothesis, prior_scale=1.0):
     return params, fixed
 
 
+SPREAD_SCALE = 0.005  # meV: PairSpread's spread coordinate is logarithmic below it and linear above
+
+
+def _log_cosh(x):
+    a = pt.abs(x)
+    return a + pt.log1p(pt.exp(-2.0 * a)) - np.log(2.0)
+
+
+def pair_moments(eps, ratio):
+    """The sampling coordinates (m, u) of a pair at ±eps (eps >= 0) with weights sigmoid(±ratio) at ±eps: its lines'
+    mean energy m = eps tanh(r/2) and their spread s = eps sech(r/2) as u, s = s0 softplus(u) (s0 =
+    ``SPREAD_SCALE``). See :class:`PairSpread`."""
+    half = ratio / 2.0
+    x = pt.exp(pt.log(eps) - _log_cosh(half)) / SPREAD_SCALE  # s / s0
+    return eps * pt.tanh(half), x + pt.log(-pt.expm1(-x))  # softplus⁻¹(x), stable for every x > 0
+
+
+def pair_from_moments(m, u):
+    """The inverse of :func:`pair_moments`: (eps, ratio, log |d(eps, ratio) / d(m, u)|), with eps = sqrt(m² + s²),
+    r = 2 asinh(m / s) and the Jacobian (2 / s) s0 sigmoid(u)."""
+    s = SPREAD_SCALE * pt.softplus(u)
+    return (pt.sqrt(m ** 2 + s ** 2), 2.0 * pt.arcsinh(m / s),
+            np.log(2.0 * SPREAD_SCALE) - pt.log(s) - pt.softplus(-u))
+
+
+class PairSpread(Transform):
+    """Sampling coordinates of an offset pair, (eps, r) -> (m, u): the mean m = eps tanh(r/2) of its two lines'
+    energies (weights sigmoid(±r) at ±eps) and their spread s = eps sech(r/2), sampled as u with s = s0 softplus(u).
+
+    Why: the data measure m at first order (an asymmetric pair moves the peak's centroid) and s only together with
+    the width. In (eps, r) a state near zero energy is a funnel: r is free where eps is small and must vanish as eps
+    grows; in signed energies (x, r) with x of either sign the same posterior is a cross, whose arms NUTS moves
+    between slowly (ysr2 on zero-energy data: bulk ESS 17 for one energy from 4 x 200, session 13). s is
+    logarithmic near 0, which it approaches smoothly, and linear above s0: in ln s the posterior's upper edge,
+    where the pair starts to resolve into two lines, is a wall too steep for the step size (session 15, the field
+    series). The map is one to one (m real, s > 0), so there are no mirror images (x, r) -> (-x, -r) to average.
+    """
+
+    name = "pair_spread"
+    ndim_supp = 1
+
+    def forward(self, value, *inputs):
+        return pt.stack(pair_moments(value[..., 0], value[..., 1]), axis=-1)
+
+    def backward(self, value, *inputs):
+        eps, ratio, _ = pair_from_moments(value[..., 0], value[..., 1])
+        return pt.stack([eps, ratio], axis=-1)
+
+    def log_jac_det(self, value, *inputs):
+        return pair_from_moments(value[..., 0], value[..., 1])[2]
+
+
+STATE_LAW = "eps_ratio"  # the offset states' joint (eps, r) variable, one row per state
+
+
+def state_law(n, factor):
+    """Inside the model: an (n, 2) variable of rows (eps_k, r_k), eps_k ~ HalfNormal(EPS_SIGMA) and r_k ~
+    Normal(0, RATIO_SIGMA) independently (widths times ``factor``), sampled in :class:`PairSpread` coordinates."""
+    def draw(s_eps, s_r, size):
+        return pt.stack([pt.abs(pm.Normal.dist(0.0, s_eps, size=size)), pm.Normal.dist(0.0, s_r, size=size)], axis=-1)
+
+    def logp(value, s_eps, s_r):
+        return pm.logp(pm.HalfNormal.dist(s_eps), value[..., 0]) + pm.logp(pm.Normal.dist(0.0, s_r), value[..., 1])
+
+    def support(rv, size, s_eps, s_r):
+        return pt.stack([0.5 * s_eps + pt.zeros(n), 0.0 * s_r + pt.zeros(n)], axis=-1)
+
+    return pm.CustomDist(STATE_LAW, EPS_SIGMA * factor, RATIO_SIGMA * factor, dist=draw, logp=logp,
+                         support_point=support, signature="(),()->(2)", shape=(n, 2), default_transform=PairSpread())
+
+
 # the offset energies the mode search scans (meV): up to 3 prior sds, in steps of a quarter of the narrowest
 # typical line (0.02 meV): a line shifted by more than its width leaves the log density no slope to follow
 EPS_SCAN = np.arange(0.0025, 3 * EPS_SIGMA + 1e-9, 0.005)
 
 
 def scan_grids(hypothesis):
-    """{free RV name: grid} for the mode search's scan (sampling.scan_starts): the offset energies, if any (the
-    positive half of the signed energies: the negative half is its mirror image)."""
-    return {} if hypothesis == "mzm" else {SIGNED_EPS: EPS_SCAN}
+    """{free RV name[flat elements]: grid} for the mode search's scan (sampling.scan_starts): the offset energies,
+    if any (element 2k of the (n, 2) state variable is state k's eps)."""
+    n = N_STATES[hypothesis]
+    return {} if hypothesis == "mzm" else {f"{STATE_LAW}[{','.join(str(2 * k) for k in range(n))}]": EPS_SCAN}
 
 
 def state_coordinates(model):
-    """Where the signed-energy states sit in the model's flat unconstrained vector (``model.value_vars`` order, as
-    the samplers and the evidence estimators use it): an (n_states, 4) index array, a row [x_k, r_k, w_k, width_k]
-    per state, or None without signed energies. The model is invariant under (x_k, r_k) -> (-x_k, -r_k) for each
-    state and under every permutation of the rows (``evidence.mirror_images``)."""
+    """Where the offset states sit in the model's flat unconstrained vector (``model.value_vars`` order, as the
+    samplers and the evidence estimators use it): an (n_states, 4) index array, a row [m_k, u_k, w_k, width_k] per
+    state, or None without offset states. The model is invariant under every permutation of the rows
+    (``evidence.mirror_images``)."""
     from .sampling import flat_slices
     slices = flat_slices(model)
-    if SIGNED_EPS not in slices:
+    if STATE_LAW not in model.named_vars:
         return None
-    return np.stack([np.arange(slices[name].start, slices[name].stop)
-                     for name in (SIGNED_EPS, "log_ratio_all", "w_all_log__", "width_excess_log__")], axis=1)
+    law = model.rvs_to_values[model[STATE_LAW]].name
+    pairs = np.arange(slices[law].start, slices[law].stop).reshape(-1, 2)
+    return np.column_stack([pairs, *(np.arange(slices[name].start, slices[name].stop)
+                                     for name in ("w_all_log__", "width_excess_log__"))])
 
 
 def parameter_names(hypothesis):

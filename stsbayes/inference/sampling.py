@@ -180,7 +180,8 @@ SCAN_KEEP = 3  # starts returned: the best point of the scan and the runners-up 
 def scan_starts(model, fun, x0, scan):
     """Flat starts from scanning each element of the ``scan`` variables over its grid, the rest held at ``x0``.
 
-    A key ``name[k]`` scans element k of the variable ``name`` alone (a joint variable whose components differ).
+    A key ``name[i,j,...]`` scans only those elements of the variable ``name`` (flat, row-major: a joint variable
+    whose components differ), the listed ones interchangeable among themselves.
 
     Each element in turn takes every grid value (a sorted vector stays sorted, so ordered transforms apply), the
     best by ``fun`` is kept, and the sweep repeats ``SCAN_SWEEPS`` times. The elements of an unordered vector are
@@ -195,14 +196,15 @@ def scan_starts(model, fun, x0, scan):
     x = np.array(x0, dtype=float)
     ranked = []
     for key, grid in scan.items():
-        rv_name, _, index = key.rstrip("]").partition("[")  # "name[k]": element k of a joint variable alone
+        rv_name, _, index = key.rstrip("]").partition("[")  # "name[i,j]": those elements of a joint variable
         rv = model.named_vars.get(rv_name)
         if rv is None or rv not in model.free_RVs:
             raise InputError(f"cannot scan {key}: the model has no free variable of that name")
         value = model.rvs_to_values[rv]
         where = slices[value.name]
         transform = model.rvs_to_transforms.get(rv)
-        c = pytensor.tensor.dvector("c")
+        c = pytensor.tensor.tensor("c", dtype="float64", shape=(None,) * value.ndim)
+        shape = model.initial_point()[value.name].shape
         forward = pytensor.function([c], transform.forward(c, *rv.owner.inputs) if transform is not None else c,
                                     mode="FAST_COMPILE", on_unused_input="ignore")
         backward = pytensor.function([c], transform.backward(c, *rv.owner.inputs) if transform is not None else c,
@@ -210,12 +212,13 @@ def scan_starts(model, fun, x0, scan):
         ordered = isinstance(transform, Ordered)
         grid = np.asarray(grid, dtype=float)
         spacing = 5 * float(np.min(np.diff(np.unique(grid)))) if len(grid) > 1 else 0.0
-        current = np.asarray(backward(x[where]), dtype=float)
+        current = np.asarray(backward(x[where].reshape(shape)), dtype=float).ravel()
+        scanned = [int(i) for i in index.split(",")] if index else list(range(current.size))
         placed = np.zeros(current.size, dtype=bool)
         for _ in range(SCAN_SWEEPS):
-            for k in range(current.size) if not index else [int(index)]:
+            for k in scanned:
                 trials = []
-                others = np.abs(current[placed & (np.arange(current.size) != k)]) if not index else []
+                others = np.abs(current[[i for i in scanned if placed[i] and i != k]])
                 for g in grid:
                     trial = current.copy()
                     trial[k] = g
@@ -226,7 +229,7 @@ def scan_starts(model, fun, x0, scan):
                     elif np.any(np.abs(abs(g) - others) < spacing):
                         continue  # unordered states: not onto (the mirror image of) one already placed
                     y = x.copy()
-                    y[where] = forward(trial)
+                    y[where] = np.ravel(forward(trial.reshape(shape)))
                     trials.append((fun(y)[0], y, trial))
                 trials = [t for t in trials if np.isfinite(t[0])]
                 if not trials:

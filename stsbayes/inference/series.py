@@ -425,21 +425,13 @@ def _laws(kind, hypothesis, cond, n, f, shared, gamma):
     return own, laws
 
 
-def _log_cosh(x):
-    a = pt.abs(x)
-    return a + pt.log1p(pt.exp(-2.0 * a)) - np.log(2.0)
-
-
-SPREAD_SCALE = 0.005  # meV: PairMoments' spread coordinate is logarithmic below it and linear above
-
-
 class PairMoments(Transform):
     """Sampling coordinates of a field series' offset pair: (eps0, g_eff, r) -> (m, u, lambda).
 
     With e = eps0 + c g_eff the pair's energy at the mean field (c = ½ μ_B mean B) and r = ln(u²/v²), the pair's
     two lines at ±e with weights sigmoid(±r) have mean m = e tanh(r/2) and standard deviation s = e sech(r/2),
-    sampled as u with s = s0 softplus(u) (s0 = ``SPREAD_SCALE``); lambda = ln(eps0 / (c g_eff)) splits e between
-    the zero-field energy and the Zeeman shift.
+    sampled as u with s = s0 softplus(u) (as :class:`hypotheses.PairSpread`); lambda = ln(eps0 / (c g_eff)) splits e
+    between the zero-field energy and the Zeeman shift.
 
     Why: the data measure m at first order (each spectrum's centroid is m e_j / e, with e_j / e between 0 and
     max B / mean B) and s only together with the width. In (eps0, r) a state near zero energy is a funnel: r is
@@ -459,24 +451,18 @@ class PairMoments(Transform):
 
     def forward(self, value, *inputs):
         eps0, g_eff, ratio = value[..., 0], value[..., 1], value[..., 2]
-        e = eps0 + self.c * g_eff
-        x = pt.exp(pt.log(e) - _log_cosh(ratio / 2)) / SPREAD_SCALE  # s / s0
-        return pt.stack([e * pt.tanh(ratio / 2), x + pt.log(-pt.expm1(-x)),  # softplus⁻¹(x), stable for all x > 0
-                         pt.log(eps0) - pt.log(self.c * g_eff)], axis=-1)
+        m, u = H.pair_moments(eps0 + self.c * g_eff, ratio)
+        return pt.stack([m, u, pt.log(eps0) - pt.log(self.c * g_eff)], axis=-1)
 
     def backward(self, value, *inputs):
-        m, u, lam = value[..., 0], value[..., 1], value[..., 2]
-        s = SPREAD_SCALE * pt.softplus(u)
-        e = pt.sqrt(m ** 2 + s ** 2)
-        return pt.stack([pm.math.sigmoid(lam) * e, pm.math.sigmoid(-lam) * e / self.c, 2.0 * pt.arcsinh(m / s)],
-                        axis=-1)
+        e, ratio, _ = H.pair_from_moments(value[..., 0], value[..., 1])
+        lam = value[..., 2]
+        return pt.stack([pm.math.sigmoid(lam) * e, pm.math.sigmoid(-lam) * e / self.c, ratio], axis=-1)
 
     def log_jac_det(self, value, *inputs):
-        m, u, lam = value[..., 0], value[..., 1], value[..., 2]
-        s = SPREAD_SCALE * pt.softplus(u)
-        e = pt.sqrt(m ** 2 + s ** 2)
-        return (np.log(2.0 * SPREAD_SCALE / self.c) + pt.log(e) - pt.log(s) - pt.softplus(-u) - pt.softplus(-lam)
-                - pt.softplus(lam))
+        e, _, log_jac = H.pair_from_moments(value[..., 0], value[..., 1])
+        lam = value[..., 2]
+        return log_jac + pt.log(e / self.c) - pt.softplus(-lam) - pt.softplus(lam)
 
 
 ZEEMAN_LAW = ("eps0", "g_eff", "log_ratio")  # the components of the field ysr's joint variable, in order
