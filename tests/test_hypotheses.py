@@ -1,8 +1,8 @@
 """The ZECP hypotheses as priors (physics.md §2, §6): names, normalisation, and the reweighting prior.
 
 An evidence is only as right as its prior's normalisation: a prior that integrated to 1/2 would shift ln Z by
-ln 2 and hand a Bayes factor of 2 to the other side. ysr2 orders its two energies, which keeps half of the iid
-prior's mass; its Potential must restore exactly that half.
+ln 2 and hand a Bayes factor of 2 to the other side. ysr2's two states are unordered (iid) and reported sorted by
+energy: the sorted pair's density is the iid one times 2!, and the sampling coordinates must carry the prior exactly.
 """
 
 import math
