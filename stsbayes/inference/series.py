@@ -430,7 +430,7 @@ class PairMoments(Transform):
 
     With e = eps0 + c g_eff the pair's energy at the mean field (c = ½ μ_B mean B) and r = ln(u²/v²), the pair's
     two lines at ±e with weights sigmoid(±r) have mean m = e tanh(r/2) and standard deviation s = e sech(r/2),
-    sampled as u with s = s0 softplus(u) (as :class:`hypotheses.PairSpread`); lambda = ln(eps0 / (c g_eff)) splits e
+    sampled as u with s = s0 softplus(u) (as :class:`hypotheses.StateMixture`); lambda = ln(eps0 / (c g_eff)) splits e
     between the zero-field energy and the Zeeman shift.
 
     Why: the data measure m at first order (each spectrum's centroid is m e_j / e, with e_j / e between 0 and
