@@ -34,8 +34,9 @@ Signed energies x ~ Normal(0, 0.2) (sessions 10-14) made the first a smooth bump
 (x tanh(r/2) = 0: the x axis or the r axis), slow to cross (ysr2 on zero-energy data: bulk ESS 17, session 13),
 and gave 2^n mirror images (x_k, r_k) -> (-x_k, -r_k) per mode. In (m, u) neither is left. On zero-energy data
 ysr2's two states share one peak and split its weight anywhere along a valley whose far ends loosen the minor
-state (a funnel); in per-state coordinates the split mixed with bulk ESS 17 from 4 x 500, in StateMixture's 638
-(session 16's toy; the whole fit: R-hat 1.071 -> 1.012, bulk ESS 38 -> 295, SMC and bridge ln Z 15.6 apart -> 0.05).
+state (a funnel); in per-state coordinates the split mixed with bulk ESS 17 from 4 x 500, in StateMixture's 347-638
+(session 16's toy, two runs; the whole fit: R-hat 1.071 -> 1.012-1.023, bulk ESS 38 -> 249-295, SMC and bridge
+ln Z 15.6 apart -> 0.05-1.0; what is left slowest is the lower state's energy piled against 0).
 Relabelling ysr2's states still maps the posterior onto itself (a sign flip of the mixture's second row), so offset
 data have 2 mirror modes. Chains start together at one of them and stay; the gates read the reported (sorted)
 quantities; and every evidence estimator that fits a proposal to the draws averages it over the relabellings
