@@ -46,6 +46,8 @@ quantities; and every evidence estimator that fits a proposal to the draws avera
 by ``factor`` (0.5 = halved, 2 = doubled), for importance reweighting in the prior-sensitivity check.
 """
 
+import math
+
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
@@ -235,31 +237,32 @@ STATE_LAW = "states"  # the offset states' joint variable: one row (eps, r, w, w
 STATE_ROW = ("eps", "log_ratio", "w", "width_excess")
 
 
+def independent_columns(name, columns, start, transform, rows=None):
+    """Inside the model: a variable whose last axis holds independent columns, ``columns`` a list of (PyMC
+    distribution, its parameters as floats), optionally ``rows`` iid rows of them, sampled through ``transform``
+    (a joint one: why the columns are one variable), starting at ``start`` (a value per column)."""
+    def dists(size=None):
+        return [dist.dist(**params, size=size) for dist, params in columns]
+
+    def logp(value):
+        return sum(pm.logp(d, value[..., k]) for k, d in enumerate(dists()))
+
+    return pm.CustomDist(name, dist=lambda size: pt.stack(dists(size), axis=-1), logp=logp,
+                         support_point=lambda rv, size: pt.as_tensor(np.asarray(start, float)) + pt.zeros_like(rv),
+                         signature=f"->({len(columns)})", shape=(len(columns),) if rows is None else (rows, len(columns)),
+                         default_transform=transform)
+
+
 def state_law(n, factor):
     """Inside the model: an (n, 4) variable of rows (eps_k, r_k, w_k, width_excess_k), independently
     eps ~ HalfNormal(EPS_SIGMA), r ~ Normal(0, RATIO_SIGMA), w ~ STATE_WEIGHT_PRIOR and width_excess ~ WIDTH_PRIOR
     (log-normal; every width times ``factor``), iid over states and sampled in :class:`StateMixture` coordinates."""
-    def draw(s_eps, s_r, mu_w, s_w, mu_g, s_g, size):
-        return pt.stack([pt.abs(pm.Normal.dist(0.0, s_eps, size=size)), pm.Normal.dist(0.0, s_r, size=size),
-                         pm.LogNormal.dist(mu_w, s_w, size=size), pm.LogNormal.dist(mu_g, s_g, size=size)], axis=-1)
-
-    def logp(value, s_eps, s_r, mu_w, s_w, mu_g, s_g):
-        return (pm.logp(pm.HalfNormal.dist(s_eps), value[..., 0]) + pm.logp(pm.Normal.dist(0.0, s_r), value[..., 1])
-                + pm.logp(pm.LogNormal.dist(mu_w, s_w), value[..., 2])
-                + pm.logp(pm.LogNormal.dist(mu_g, s_g), value[..., 3]))
-
-    def support(rv, size, s_eps, s_r, mu_w, s_w, mu_g, s_g):
-        # PyMC's for each: the HalfNormal's half scale, the Normal's mean, the log-normals' means (the mode search's
-        # scan starts from here, and its result depends on the weights and widths it scans against)
-        def mean(mu, sigma):
-            return pt.exp(mu + sigma**2 / 2) + pt.zeros(n)
-        return pt.stack([0.5 * s_eps + pt.zeros(n), 0.0 * s_r + pt.zeros(n), mean(mu_w, s_w), mean(mu_g, s_g)],
-                        axis=-1)
-
-    w, g = _scaled(STATE_WEIGHT_PRIOR, factor), _scaled(WIDTH_PRIOR, factor)
-    return pm.CustomDist(STATE_LAW, EPS_SIGMA * factor, RATIO_SIGMA * factor, w["mu"], w["sigma"], g["mu"],
-                         g["sigma"], dist=draw, logp=logp, support_point=support,
-                         signature="(),(),(),(),(),()->(4)", shape=(n, 4), default_transform=StateMixture(n))
+    columns = [(pm.HalfNormal, {"sigma": EPS_SIGMA * factor}), (pm.Normal, {"mu": 0.0, "sigma": RATIO_SIGMA * factor}),
+               (pm.LogNormal, _scaled(STATE_WEIGHT_PRIOR, factor)), (pm.LogNormal, _scaled(WIDTH_PRIOR, factor))]
+    # the mode search's scan starts here, and where it settles depends on the weights and widths it scans against:
+    # the log-normals' means (PyMC's support points) find the paper's pairs where their medians did not (search_model)
+    start = [0.5 * EPS_SIGMA * factor, 0.0, *(math.exp(c[1]["mu"] + c[1]["sigma"] ** 2 / 2) for c in columns[2:])]
+    return independent_columns(STATE_LAW, columns, start, StateMixture(n), rows=n)
 
 
 # the offset energies the mode search scans (meV): up to 3 prior sds, in steps of a quarter of the narrowest
