@@ -299,8 +299,8 @@ def test_prior_scale_widens_every_contested_prior():
         with pm.Model() as m:
             H.bound_state_variables("ysr2", prior_scale=scale)
         # the model's log density of these constrained values (no Jacobian) is log_prior_of at that scale
-        vals = {H.STATE_LAW: np.column_stack([draws["eps"][0], np.log(draws["u2"][0] / draws["v2"][0])]),
-                "width_excess": draws["width"][0] - H.WIDTH_FLOOR_SHIFT, "w_all": draws["u2"][0] + draws["v2"][0]}
+        vals = {H.STATE_LAW: np.column_stack([draws["eps"][0], np.log(draws["u2"][0] / draws["v2"][0]),
+                                              draws["u2"][0] + draws["v2"][0], draws["width"][0] - H.WIDTH_FLOOR_SHIFT])}
         logp = m.compile_logp(jacobian=False)
         point = {}
         for v in m.value_vars:
@@ -483,8 +483,9 @@ def ordered_toy():
 
 
 @pytest.fixture(scope="module")
-def signed_toy():
-    """ysr2's own bound-state prior (signed, unordered energies, reported sorted), the data on the reported eps."""
+def mixture_toy():
+    """ysr2's own bound-state prior (unordered states in StateMixture coordinates, reported sorted), the data on
+    the reported eps."""
     with pm.Model() as model:
         H.bound_state_variables("ysr2")
         eps = model["eps_all"]
@@ -501,10 +502,10 @@ def test_smc_from_the_prior_handles_the_ordered_prior_and_initvals(ordered_toy):
     assert abs(estimate.value - truth) <= 3 * estimate.err + 0.03, (estimate, truth)
 
 
-@pytest.mark.parametrize("toy", ["ordered_toy", "signed_toy"])
+@pytest.mark.parametrize("toy", ["ordered_toy", "mixture_toy"])
 def test_reference_smc_and_bridge_agree_with_the_truth(toy, request):
-    """Both parametrisations of ysr2's energies carry one prior: the same ln Z, whichever of the 8 mirror modes
-    of the signed one the chains sit in."""
+    """Both parametrisations of ysr2's energies carry one prior: the same ln Z, whichever of the 2 mirror modes
+    of the unordered one the chains sit in."""
     model, trace, truth = request.getfixturevalue(toy)
     smc = reference_smc_evidence(model, trace, draws=500, seed=4)
     bridge = bridge_sampling(model, trace, seed=5)
@@ -514,8 +515,8 @@ def test_reference_smc_and_bridge_agree_with_the_truth(toy, request):
     assert combine([smc, bridge]).agree
 
 
-def test_smc_from_the_prior_on_the_signed_energies(signed_toy):
-    model, _, truth = signed_toy
+def test_smc_from_the_prior_on_the_unordered_states(mixture_toy):
+    model, _, truth = mixture_toy
     estimate = smc_evidence(model, draws=2000, seed=1)
     assert abs(estimate.value - truth) <= 3 * estimate.err + 0.03, (estimate, truth)
 

@@ -413,50 +413,43 @@ def test_savage_dickey_says_nan_when_the_posterior_keeps_away_from_zero():
 
 # ---------------------------------------------------------------------------------------------- mirror symmetry
 #
-# ysr and ysr2 sample each state's (eps_k, r_k) as one row of an (n, 2) variable; relabelling the states leaves
-# prior and likelihood unchanged (hypotheses.state_coordinates), so offset data give n! mirror modes while the chains
-# sit in one. A toy with the same names and an analytic evidence: the rows z_k are normal (no transform), the
-# likelihood L0(θ) = Π_k N(d_k; z_k0, s) N(e_k; z_k1, t) averaged over the relabellings g, L = mean_g L0(g θ), under
-# z_k0 ~ N(0, SX), z_k1 ~ N(0, SR) (w_k, width_k untouched by the data), so Z = ∫ p L0 = Π_k N(d_k; 0,
-# sqrt(SX² + s²)) N(e_k; 0, sqrt(SR² + t²)).
+# ysr and ysr2 sample their states as one (n, 4) variable (hypotheses.StateMixture). Relabelling ysr2's two states
+# leaves prior and likelihood unchanged and, in those coordinates, flips the sign of the second row
+# (hypotheses.state_coordinates), so offset data give two mirror modes while the chains sit in one. A toy with the
+# same name and an analytic evidence: the rows are normal (no transform), z_kc ~ N(0, S_c); row 0 observes e_c =
+# z_0c + N(0, s_c) and row 1, with an unknown sign, d_c = ±z_1c + N(0, s_c): L = Π_c N(e_c; z_0c, s_c) · mean_± Π_c
+# N(d_c; ±z_1c, s_c). The prior is symmetric, so Z = Π_c N(e_c; 0, sqrt(S_c² + s_c²)) N(d_c; 0, sqrt(S_c² + s_c²)).
 
-MIRROR = {"s": 0.02, "t": 0.3, "SX": 0.2, "SR": 1.4}
-MIRROR_DATA = {1: ([0.3], [1.0]), 2: ([0.1, 0.3], [1.0, -0.5])}
+MIRROR_PRIOR, MIRROR_NOISE = np.array([0.2, 1.4, 1.0, 1.0]), np.array([0.02, 0.3, 0.1, 0.1])
+# row 1's first coordinate negative and its third (the weight split) positive: with them, state 0 is the lower
+# energy (hypotheses.state_energies), so the identity image is the folded one
+MIRROR_DATA = {1: ([0.1, 1.0, -0.3, 0.2],), 2: ([0.1, 1.0, -0.3, 0.2], [-0.3, -0.5, 0.4, 0.2])}
 
 
 def mirror_model(n=1):
-    import itertools
-
     import pytensor.tensor as pt
     from stsbayes.inference.hypotheses import STATE_LAW
-    m, (d, e) = MIRROR, MIRROR_DATA[n]
+    rows, s = MIRROR_DATA[n], MIRROR_NOISE
     with pm.Model() as model:
-        z = pm.Normal(STATE_LAW, 0.0, np.array([m["SX"], m["SR"]]), shape=(n, 2))
-        pm.LogNormal("width_excess", 0.0, 1.0, shape=n)
-        pm.LogNormal("w_all", 0.0, 1.0, shape=n)
-        pm.Normal("other", 0.0, 1.0)  # a coordinate the images leave alone
-        terms = []
-        for order in itertools.permutations(range(n)):
-            terms.append(sum(pm.logp(pm.Normal.dist(z[j, 0], m["s"]), d[k])
-                             + pm.logp(pm.Normal.dist(z[j, 1], m["t"]), e[k]) for k, j in enumerate(order)))
-        pm.Potential("mirror_likelihood", pt.logsumexp(pt.stack(terms)) - np.log(len(terms)))
-    truth = sum(stats.norm.logpdf(dk, 0, math.hypot(m["SX"], m["s"])) for dk in d) + sum(
-        stats.norm.logpdf(ek, 0, math.hypot(m["SR"], m["t"])) for ek in e)
+        z = pm.Normal(STATE_LAW, 0.0, MIRROR_PRIOR, shape=(n, 4))
+        pm.Normal("other", 0.0, 1.0)  # coordinates the images leave alone
+        pm.LogNormal("positive", 0.0, 1.0)
+        pm.Potential("row_0", pm.logp(pm.Normal.dist(z[0], s), np.array(rows[0])).sum())
+        if n == 2:
+            signed = [pm.logp(pm.Normal.dist(sign * z[1], s), np.array(rows[1])).sum() for sign in (1, -1)]
+            pm.Potential("row_1", pt.logsumexp(pt.stack(signed)) - np.log(2.0))
+    truth = sum(stats.norm.logpdf(row, 0, np.hypot(MIRROR_PRIOR, s)).sum() for row in rows)
     return model, truth
 
 
 def one_mirror_mode_trace(n=1, n_chain=4, n_draw=1000, seed=0):
     """Exact draws from the identity image's mode only, as chains started together at one mode would give."""
-    m, (d, e), rng = MIRROR, MIRROR_DATA[n], np.random.default_rng(seed)
-
-    def component(prior_sd, noise, obs):
-        var = 1.0 / (1.0 / prior_sd**2 + 1.0 / noise**2)
-        return rng.normal(var * np.asarray(obs) / noise**2, np.sqrt(var), (n_chain, n_draw, n))
-    law = np.stack([component(m["SX"], m["s"], d), component(m["SR"], m["t"], e)], axis=-1)
-    return from_dict({"posterior": {"eps_ratio": law,
-                                    "width_excess": rng.lognormal(0, 1, (n_chain, n_draw, n)),
-                                    "w_all": rng.lognormal(0, 1, (n_chain, n_draw, n)),
-                                    "other": rng.normal(0, 1, (n_chain, n_draw))}})
+    rng, var = np.random.default_rng(seed), 1.0 / (1.0 / MIRROR_PRIOR**2 + 1.0 / MIRROR_NOISE**2)
+    rows = [rng.normal(var * np.array(obs) / MIRROR_NOISE**2, np.sqrt(var), (n_chain, n_draw, 4))
+            for obs in MIRROR_DATA[n]]
+    return from_dict({"posterior": {"states": np.stack(rows, axis=-2),
+                                    "other": rng.normal(0, 1, (n_chain, n_draw)),
+                                    "positive": rng.lognormal(0, 1, (n_chain, n_draw))}})
 
 
 def test_state_coordinates_images_and_fold():
@@ -464,15 +457,30 @@ def test_state_coordinates_images_and_fold():
     from stsbayes.inference.hypotheses import state_coordinates
     model, _ = mirror_model(2)
     states = state_coordinates(model)
-    # value_vars order: eps_ratio (0-3, rows [m, u]), width_excess_log__ (4, 5), w_all_log__ (6, 7), other (8)
-    assert states.tolist() == [[0, 1, 6, 4], [2, 3, 7, 5]]
-    perms, signs = mirror_images(9, states)
-    assert len(perms) == 2 and (perms[0] == np.arange(9)).all() and (signs == 1).all()
-    canonical = np.array([0.1, 1.0, 0.3, -0.5, -1.0, -2.0, 0.5, 0.6, 0.7])  # state 0 the lower energy
+    # value_vars order: states (0-7, two rows), other (8), positive_log__ (9)
+    assert states.tolist() == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    perms, signs = mirror_images(10, states)
+    assert (perms == np.arange(10)).all() and (signs[0] == 1).all()
+    np.testing.assert_array_equal(signs[1], [1, 1, 1, 1, -1, -1, -1, -1, 1, 1])
+    canonical = np.array([0.1, 1.0, -0.3, 0.2, -0.3, -0.5, 0.4, 0.2, 0.7, 0.1])  # state 0 the lower energy
     images = canonical[perms] * signs
     assert len({tuple(i) for i in images}) == 2
     np.testing.assert_array_equal(fold(images, states), np.tile(canonical, (2, 1)))
-    assert state_coordinates(mirror_model(1)[0]).tolist() == [[0, 1, 3, 2]]
+    assert state_coordinates(mirror_model(1)[0]).tolist() == [[0, 1, 2, 3]]
+    assert len(mirror_images(6, state_coordinates(mirror_model(1)[0]))[0]) == 1  # one state: no image
+
+
+def test_state_energies_are_the_states_eps():
+    """The numpy energies that fold sorts by are the model's eps, for one state and for two."""
+    import pytensor
+    import pytensor.tensor as pt
+    from stsbayes.inference.hypotheses import StateMixture, state_energies
+    rng, v = np.random.default_rng(3), pt.dmatrix("v")
+    for n in (1, 2):
+        forward = pytensor.function([v], StateMixture(n).forward(v))
+        law = np.column_stack([rng.uniform(0.001, 0.3, n), rng.normal(0, 2, n), rng.lognormal(-1, 1, n),
+                               rng.lognormal(-4, 1, n)])
+        np.testing.assert_allclose(state_energies(forward(law)), law[:, 0], rtol=1e-9)
 
 
 def test_linear_model_has_no_mirror(linear):
@@ -484,8 +492,8 @@ def test_bridge_sampling_names_where_the_density_is_not_finite():
     """A draw outside the model's support (a weight of exactly 0) is refused, naming the draws and the variable."""
     model, _ = mirror_model(1)
     trace = one_mirror_mode_trace(1)
-    trace["posterior"]["w_all"][0, 3, 0] = 0.0
-    with pytest.raises(InputError, match=r"at 1 of 4000 posterior draws \(unconstrained w_all_log__ not finite\)"):
+    trace["posterior"]["positive"][0, 3] = 0.0
+    with pytest.raises(InputError, match=r"at 1 of 4000 posterior draws \(unconstrained positive_log__ not finite\)"):
         bridge_sampling(model, trace, seed=7)
 
 

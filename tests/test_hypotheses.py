@@ -41,13 +41,17 @@ def test_number_of_states_and_reported_names():
 
 
 def test_the_state_laws_prior_integrates_to_one_in_its_sampling_coordinates():
-    """The density NUTS and the evidence estimators see, in (m, u) with PairSpread's Jacobian, integrates to 1: the
-    map from (eps >= 0, r) is one to one, with no mirror image to count twice or miss."""
+    """The density NUTS and the evidence estimators see, in (m, u) with StateMixture's Jacobian, integrates to 1: the
+    map from (eps >= 0, r) is one to one, with no mirror image to count twice or miss. (ln w and ln width_excess are
+    held fixed; there the density is the two normals of the log-normal priors.)"""
     model = prior_model("ysr")
     logp = model.compile_logp(vars=[model[H.STATE_LAW]], jacobian=True, sum=True)
     point = model.initial_point()
-    name = f"{H.STATE_LAW}_{H.PairSpread.name}__"
-    density = lambda u, m: math.exp(float(logp({**point, name: np.array([[m, u]])})))  # noqa: E731
+    name = model.rvs_to_values[model[H.STATE_LAW]].name
+    lw, lg = -1.0, -3.5
+    rest = (stats.norm.logpdf(lw, H.STATE_WEIGHT_PRIOR["mu"], H.STATE_WEIGHT_PRIOR["sigma"])
+            + stats.norm.logpdf(lg, H.WIDTH_PRIOR["mu"], H.WIDTH_PRIOR["sigma"]))
+    density = lambda u, m: math.exp(float(logp({**point, name: np.array([[m, u, lw, lg]])})) - rest)  # noqa: E731
     # s = s0 softplus(u) reaches 1 meV (5 prior sds of eps) at u = 200; m within ±eps
     mass, _ = integrate.dblquad(density, -1.2, 1.2, -40.0, 220.0, epsabs=1e-9, epsrel=1e-7)
     assert mass == pytest.approx(1.0, abs=1e-5)
@@ -72,9 +76,8 @@ def test_offset_states_report_their_weights_at_plus_and_minus_eps_sorted_by_eps(
     reported = model.compile_fn(model.replace_rvs_by_values([model[k] for k in names]), inputs=model.value_vars,
                                 on_unused_input="ignore")
     w, r, width = np.array([0.4, 0.2]), np.array([0.8, -0.3]), np.array([0.03, 0.05])
-    law = np.column_stack([[0.07, 0.02], r])
-    point = {**model.initial_point(), f"{H.STATE_LAW}_{H.PairSpread.name}__": H.PairSpread().forward(law).eval(),
-             "w_all_log__": np.log(w), "width_excess_log__": np.log(width - H.WIDTH_FLOOR_SHIFT)}
+    law = np.column_stack([[0.07, 0.02], r, w, width - H.WIDTH_FLOOR_SHIFT])
+    point = {**model.initial_point(), f"{H.STATE_LAW}_{H.StateMixture.name}__": H.StateMixture(2).forward(law).eval()}
     eps, u2, v2, widths = reported(point)
     np.testing.assert_allclose(eps, [0.02, 0.07])  # state 1 first
     np.testing.assert_allclose(widths, width[::-1])
@@ -82,23 +85,37 @@ def test_offset_states_report_their_weights_at_plus_and_minus_eps_sorted_by_eps(
     np.testing.assert_allclose([u2[0], v2[0], u2[1], v2[1]], [high[1], low[1], high[0], low[0]])
 
 
-def test_pair_spread_inverts_and_its_jacobian_is_the_derivative():
-    """(eps, r) -> (m, u) and back, with m and s the mean and sd of the lines' energies, and the log Jacobian the
-    autodiff one, also far out (a lopsided pair, a tiny spread, a wide pair)."""
+@pytest.mark.parametrize("n", [1, 2])
+def test_state_mixture_inverts_and_its_jacobian_is_the_derivative(n):
+    """(eps, r, w, width_excess) rows -> StateMixture's coordinates and back, with the log Jacobian the autodiff one
+    (also far out: a lopsided pair, a tiny spread, a wide pair, a lopsided weight split), and the coordinates what
+    they claim: per state the lines' mean m and spread s; for two states the total weight, the split, the weighted
+    mean and the weighted spread; and the relabelling a sign flip of the second row."""
     import pytensor
     import pytensor.tensor as pt
-    from pymc.logprob.transforms import Transform
-    t, v = H.PairSpread(), pt.dvector("v")
+    t, v, flat = H.StateMixture(n), pt.dmatrix("v"), pt.dvector("flat")
     forward, backward = pytensor.function([v], t.forward(v)), pytensor.function([v], t.backward(v))
-    mine, auto = pytensor.function([v], t.log_jac_det(v)), pytensor.function([v], Transform.log_jac_det(t, v))
-    for x in ([0.05, 0.3], [0.001, -2.0], [1e-4, 12.0], [0.8, 0.0], [0.02, -0.01]):
-        u = forward(np.array(x))
-        np.testing.assert_allclose(backward(u), x, rtol=1e-9, atol=1e-15)
-        assert mine(u) == pytest.approx(float(auto(u)), rel=1e-9, abs=1e-9)
-        p = 1.0 / (1.0 + np.exp(-x[1]))
-        assert u[0] == pytest.approx(x[0] * (2 * p - 1), rel=1e-9, abs=1e-15)
-        spread = H.SPREAD_SCALE * np.logaddexp(0.0, u[1])
-        assert spread == pytest.approx(np.sqrt(x[0] ** 2 - (x[0] * (2 * p - 1)) ** 2), rel=1e-6)
+    mine = pytensor.function([v], t.log_jac_det(v))
+    jacobian = pytensor.function([flat], pytensor.gradient.jacobian(t.backward(flat.reshape((n, 4))).ravel(), flat))
+    rows = [[0.05, 0.3, 0.4, 0.02], [0.001, -2.0, 0.05, 0.003], [1e-4, 12.0, 2.0, 0.2], [0.8, 0.0, 0.3, 0.01],
+            [0.02, -0.01, 1e-3, 0.05]]
+    for k in range(len(rows) - n + 1):
+        law = np.array(rows[k:k + n])
+        u = forward(law)
+        np.testing.assert_allclose(backward(u), law, rtol=1e-9, atol=1e-15)
+        assert mine(u) == pytest.approx(np.linalg.slogdet(jacobian(u.ravel()))[1], rel=1e-9, abs=1e-9)
+        eps, r, w = law[:, 0], law[:, 1], law[:, 2]
+        m, s = eps * np.tanh(r / 2), eps / np.cosh(r / 2)
+        z = np.column_stack([m, np.log(np.expm1(s / H.SPREAD_SCALE)), np.log(w), np.log(law[:, 3])])
+        if n == 1:
+            np.testing.assert_allclose(u, z, rtol=1e-6, atol=1e-12)
+            continue
+        f = w[0] / w.sum()
+        np.testing.assert_allclose(u[0], [*(f * z[0, :2] + (1 - f) * z[1, :2]), np.log(w.sum()),
+                                          f * z[0, 3] + (1 - f) * z[1, 3]], rtol=1e-6, atol=1e-12)
+        np.testing.assert_allclose(u[1], [*((z[0, :2] - z[1, :2]) * np.sqrt(f * (1 - f))), np.log(w[0] / w[1]),
+                                          (z[0, 3] - z[1, 3]) * np.sqrt(f * (1 - f))], rtol=1e-6, atol=1e-12)
+        np.testing.assert_allclose(forward(law[::-1]), u * [[1], [-1]], rtol=1e-9, atol=1e-12)
 
 
 def _model_prior_logp(model, values):
@@ -137,9 +154,9 @@ def test_log_prior_of_matches_the_model_prior(hypothesis):
                                                                             abs=1e-9)
             continue
         # the model's density of the iid states is the sorted (reported) one's over n!
-        values[H.STATE_LAW] = np.column_stack([values.pop("eps_all"), values.pop("log_ratio_all")])
-        swapped = {H.STATE_LAW: values[H.STATE_LAW][::-1], "w_all": values["w_all"][::-1],
-                   "width_excess": values["width_excess"][::-1]}
+        values = {H.STATE_LAW: np.column_stack([values.pop("eps_all"), values.pop("log_ratio_all"),
+                                                values.pop("w_all"), values.pop("width_excess")])}
+        swapped = {H.STATE_LAW: values[H.STATE_LAW][::-1]}
         assert _model_prior_logp(model, swapped) == pytest.approx(_model_prior_logp(model, values), abs=1e-12)
         assert H.log_prior_of(draws, hypothesis, 1.0) == pytest.approx(
             _model_prior_logp(model, values) + np.log(math.factorial(n)), abs=1e-9)
@@ -173,3 +190,21 @@ def test_an_offset_pair_at_eps_zero_is_the_mzm_state():
         assert stats.kstest(np.log(iid), stats.norm(np.log(0.3), 1.0).cdf).pvalue < 1e-3
     mzm = pm.draw(prior_model("mzm")["w_0"], draws=4000, random_seed=4)
     assert stats.ks_2samp(mzm, total).pvalue > 1e-3
+
+
+def test_the_mode_search_climbs_ysr2_per_state_and_keeps_the_models_initial_values():
+    """search_model: ysr2's states in per-state rows (the same density, other coordinates); nothing for one state."""
+    model = prior_model("ysr2")
+    model.set_initval(model[H.STATE_LAW], np.array([[0.03, 0.1, 0.4, 0.02], [0.12, -0.2, 0.3, 0.03]]))
+    search = H.search_model(model)
+    assert search.rvs_to_transforms[search[H.STATE_LAW]].name == "rows"
+    assert model.rvs_to_transforms[model[H.STATE_LAW]].name == "mixture"  # the model itself is untouched
+    to_rows, to_mixture = H.StateMixture(2, mixed=False), H.StateMixture(2)
+    start, rows = model.initial_point(), search.initial_point()
+    law = to_rows.backward(rows[f"{H.STATE_LAW}_rows__"]).eval()
+    np.testing.assert_allclose(law, [[0.03, 0.1, 0.4, 0.02], [0.12, -0.2, 0.3, 0.03]], rtol=1e-9)
+    np.testing.assert_allclose(to_mixture.forward(law).eval(), start[f"{H.STATE_LAW}_mixture__"], rtol=1e-9)
+    # the same density: they differ by the log Jacobian between the coordinates only
+    delta = (search.compile_logp(jacobian=False)(rows) - model.compile_logp(jacobian=False)(start))
+    assert delta == pytest.approx(0.0, abs=1e-9)
+    assert H.search_model(prior_model("ysr")) is None and H.search_model(prior_model("mzm")) is None

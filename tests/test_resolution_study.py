@@ -90,7 +90,7 @@ def test_a_pb_tip_resolves_the_paper_pairs_from_a_zero_energy_state():
     record = R.run_point("ysr2", "pb", R.BASELINE, seed=3, step=0.05, hypotheses=("mzm", "ysr2"))
     assert record["points"] == 121
     ysr2 = record["hypotheses"]["ysr2"]
-    np.testing.assert_allclose(np.sort(np.asarray(ysr2["mode"]["eps_ratio"])[:, 0]), [0.03, 0.12], atol=0.005)
+    np.testing.assert_allclose(np.sort(np.asarray(ysr2["mode"]["states"])[:, 0]), [0.03, 0.12], atol=0.005)
     assert record["log_bf_offset_vs_zero"] - 2 * record["err"] > R.DECISIVE
     # so decided that an importance-sampling estimate with k̂ > 0.7 (12-15 dimensions: near the edge) stands, and
     # says why, instead of calling for NUTS

@@ -10,7 +10,6 @@ Both are model-agnostic: any ``pm.Model`` whose free variables are continuous. E
 built from at least four independent replicates, and :func:`combine` merges estimators and says whether they agree.
 """
 
-import itertools
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -25,7 +24,7 @@ from scipy import stats
 from scipy.special import gammaln, logsumexp
 
 from ..errors import InputError
-from .hypotheses import SPREAD_SCALE, state_coordinates
+from .hypotheses import state_coordinates, state_energies
 
 MIN_REPLICATES = 4
 # |a - b| <= AGREEMENT_SIGMAS * sqrt(ea^2 + eb^2): two estimators agree (physics.md §6)
@@ -165,29 +164,27 @@ class _Normal:
 def mirror_images(ndim, states):
     """The model's symmetries as (perms, signs), each image x -> x[..., perm] * sign; the identity first.
 
-    ``states`` (:func:`~stsbayes.inference.hypotheses.state_coordinates`): a row [m, u, w, width] of flat indices per
-    offset state, or None. The images are the relabellings of the states: n! of them (their coordinates have no
-    sign to flip, so every sign is 1; signs stay in the interface for symmetries that flip)."""
-    if states is None:
-        return np.arange(ndim)[None], np.ones((1, ndim))
-    perms = []
-    for order in itertools.permutations(range(len(states))):
-        perm = np.arange(ndim)
-        for k, source in enumerate(order):
-            perm[states[k]] = states[source]
-        perms.append(perm)
-    return np.array(perms), np.ones((len(perms), ndim))
+    ``states`` (:func:`~stsbayes.inference.hypotheses.state_coordinates`): the flat indices of the offset states'
+    rows, or None. One state has no image. Two states have one, their relabelling, which in
+    :class:`~stsbayes.inference.hypotheses.StateMixture` coordinates keeps the first row (weighted means, total
+    weight) and flips the sign of the second (weighted spreads, weight split)."""
+    identity = np.arange(ndim)[None], np.ones((1, ndim))
+    if states is None or len(states) == 1:
+        return identity
+    if len(states) != 2:
+        raise ValueError(f"mirror images are written for one or two states, not {len(states)}")
+    signs = np.ones((2, ndim))
+    signs[1, states[1]] = -1.0
+    return np.repeat(identity[0], 2, axis=0), signs
 
 
 def fold(x, states):
     """Each row of ``x`` as its image with the states sorted by energy (one mirror mode)."""
     x = np.array(x, dtype=float)
-    if states is None:
+    if states is None or len(states) == 1:
         return x
-    block = x[..., states]  # (..., n_states, 4)
-    spread = SPREAD_SCALE * np.logaddexp(0.0, block[..., 1])
-    order = np.argsort(np.hypot(block[..., 0], spread), axis=-1)  # eps = sqrt(m² + s²)
-    x[..., states] = np.take_along_axis(block, order[..., None], axis=-2)
+    swap = np.diff(state_energies(x[..., states]), axis=-1)[..., 0] < 0
+    x[..., states[1]] = np.where(swap[..., None], -x[..., states[1]], x[..., states[1]])
     return x
 
 

@@ -119,10 +119,13 @@ def locate_mode(model, seed=None, starts=MAP_STARTS, scan=None, objective=None, 
     warm-up crossing to the mode, so chains start here instead. One start is not enough: the likelihood of sharp
     peaks has local optima (peaks shifted by a wrong bias offset, one gap absorbing both peaks) where L-BFGS stops,
     and chains started there all agree with each other, so no R-hat can notice. The support point and prior draws
-    are each optimised and the highest optimum wins.
+    are each optimised and the highest optimum wins. A model whose states climb better in other coordinates
+    (``hypotheses.search_model``) is searched in those, and its mode polished in the model's own.
     """
     import pytensor
     from pymc.initial_point import make_initial_point_fn
+
+    from .hypotheses import search_model
     point = model.initial_point(random_seed=seed)
     if objective is None:
         objective = compile_objective(model, backend)
@@ -134,8 +137,13 @@ def locate_mode(model, seed=None, starts=MAP_STARTS, scan=None, objective=None, 
     names = [v.name for v in model.value_vars]
 
     fun = minimisable(objective)
+    search = search_model(model)
+    if search is not None:  # found in coordinates better for climbing, then polished in the model's own
+        found = locate_mode(search, seed, starts, scan, backend=backend)
+        candidates = [make_initial_point_fn(model=model, overrides=found.constrained, jitter_rvs=set(),
+                                            return_transformed=True)(0)]
     flats = [np.concatenate([np.ravel(c[n]) for n in names]) for c in candidates]
-    if scan:
+    if scan and search is None:
         flats += scan_starts(model, fun, flats[0], scan)
     x = multistart_minimum(fun, flats)
     shapes = [np.shape(point[n]) for n in names]

@@ -430,7 +430,7 @@ class PairMoments(Transform):
 
     With e = eps0 + c g_eff the pair's energy at the mean field (c = ½ μ_B mean B) and r = ln(u²/v²), the pair's
     two lines at ±e with weights sigmoid(±r) have mean m = e tanh(r/2) and standard deviation s = e sech(r/2),
-    sampled as u with s = s0 softplus(u) (as :class:`hypotheses.PairSpread`); lambda = ln(eps0 / (c g_eff)) splits e
+    sampled as u with s = s0 softplus(u) (as :class:`hypotheses.StateMixture`); lambda = ln(eps0 / (c g_eff)) splits e
     between the zero-field energy and the Zeeman shift.
 
     Why: the data measure m at first order (each spectrum's centroid is m e_j / e, with e_j / e between 0 and
@@ -474,21 +474,9 @@ def zeeman_pair_law(zeeman, factor):
     three as Deterministics of their own names."""
     if not zeeman > 0:
         raise InputError("a field series needs a spectrum at nonzero field: field_T is 0 T everywhere")
-    sig = [_scaled(k, factor)[1]["sigma"] for k in ZEEMAN_LAW]
-
-    def draw(s_eps, s_g, s_r, size):
-        return pt.stack([pt.abs(pm.Normal.dist(0.0, s_eps, size=size)), pt.abs(pm.Normal.dist(0.0, s_g, size=size)),
-                         pm.Normal.dist(0.0, s_r, size=size)], axis=-1)
-
-    def logp(value, s_eps, s_g, s_r):
-        return (pm.logp(pm.HalfNormal.dist(s_eps), value[..., 0]) + pm.logp(pm.HalfNormal.dist(s_g), value[..., 1])
-                + pm.logp(pm.Normal.dist(0.0, s_r), value[..., 2]))
-
-    def support(rv, size, s_eps, s_g, s_r):
-        return pt.stack([0.5 * s_eps, 0.5 * s_g, 0.0 * s_r], axis=-1)
-
-    law = pm.CustomDist("zeeman_law", *sig, dist=draw, logp=logp, support_point=support, signature="(),(),()->(3)",
-                        default_transform=PairMoments(zeeman))
+    s_eps, s_g, s_r = (_scaled(k, factor)[1]["sigma"] for k in ZEEMAN_LAW)
+    columns = [(pm.HalfNormal, {"sigma": s_eps}), (pm.HalfNormal, {"sigma": s_g}), (pm.Normal, {"mu": 0.0, "sigma": s_r})]
+    law = H.independent_columns("zeeman_law", columns, [0.5 * s_eps, 0.5 * s_g, 0.0], PairMoments(zeeman))
     return tuple(pm.Deterministic(name, law[k]) for k, name in enumerate(ZEEMAN_LAW))
 
 
