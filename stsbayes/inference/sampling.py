@@ -131,17 +131,17 @@ def locate_mode(model, seed=None, starts=MAP_STARTS, scan=None, objective=None, 
         objective = compile_objective(model, backend)
     to_constrained = pytensor.function(model.value_vars, model.replace_rvs_by_values(model.free_RVs),
                                        mode="FAST_COMPILE", on_unused_input="ignore")
-    draw_start = make_initial_point_fn(model=model, default_strategy="prior")
-    rng = np.random.default_rng(seed)
-    candidates = [point] + [draw_start(int(rng.integers(2**31))) for _ in range(starts - 1)]
     names = [v.name for v in model.value_vars]
-
     fun = minimisable(objective)
     search = search_model(model)
     if search is not None:  # found in coordinates better for climbing, then polished in the model's own
         found = locate_mode(search, seed, starts, scan, backend=backend)
         candidates = [make_initial_point_fn(model=model, overrides=found.constrained, jitter_rvs=set(),
                                             return_transformed=True)(0)]
+    else:
+        draw_start = make_initial_point_fn(model=model, default_strategy="prior")
+        rng = np.random.default_rng(seed)
+        candidates = [point] + [draw_start(int(rng.integers(2**31))) for _ in range(starts - 1)]
     flats = [np.concatenate([np.ravel(c[n]) for n in names]) for c in candidates]
     if scan and search is None:
         flats += scan_starts(model, fun, flats[0], scan)
