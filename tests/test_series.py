@@ -115,11 +115,12 @@ def test_the_series_model_at_the_truth_is_the_simulation(kind, hypothesis, truth
     if kind == "defects":
         mu, tau = 0.05, 0.03
         z = -stats.norm.ppf(stats.norm.cdf((mu - np.array(truth["eps_d"])) / tau) / stats.norm.cdf(mu / tau))
-        fix.update(mu_width=0.0, tau_width=1.0, z_width=np.log(np.array(truth["width_d"]) - 0.002), mu_eps=mu,
+        fix.update(mu_width=0.0, tau_width=1.0, log_width_d=np.log(np.array(truth["width_d"]) - 0.002), mu_eps=mu,
                    tau_eps=tau, z_eps=z)
-        if hypothesis == "ysr":  # each pair's total weight and asymmetry eps sinh(r/2) / a0
+        if hypothesis == "ysr":  # each pair's total weight and asymmetry sqrt(eps² + a0²) sinh(r/2) / a0
             u2, v2, eps = (np.array(truth[k]) for k in ("u2_d", "v2_d", "eps_d"))
-            fix.update(w=u2 + v2, asymmetry=eps * np.sinh(np.log(u2 / v2) / 2) / S.ASYMMETRY_SCALE)
+            scale = np.hypot(eps, S.ASYMMETRY_SCALE) / S.ASYMMETRY_SCALE
+            fix.update(w=u2 + v2, asymmetry=scale * np.sinh(np.log(u2 / v2) / 2))
     assert names == set(fix)
     fixed = pm.do(model, fix)
     wanted = [fixed[f"s{j}:mu"] for j in range(n)] + [fixed["g_n_j"]] + (
@@ -178,9 +179,9 @@ def test_the_field_pairs_joint_prior_is_the_three_priors():
 
 
 def test_a_defect_pairs_asymmetry_carries_the_log_ratios_prior():
-    """The asymmetry a = eps sinh(r/2) / a0 is sampled with the density PyMC derives from r ~ N(0, sqrt 2 f): r
-    drawn through it follows that normal at any eps, and the model's log density of a is r's plus the log
-    Jacobian |dr/da|."""
+    """The asymmetry a = sqrt(eps² + a0²) sinh(r/2) / a0 is sampled with the density PyMC derives from
+    r ~ N(0, sqrt 2 f): r drawn through it follows that normal at any eps, and the model's log density of a is r's
+    plus the log Jacobian |dr/da|."""
     eps = np.array([1e-4, 0.003, 0.05])
     for factor in (1.0, 0.5):
         with pm.Model(coords={"spectrum": list("abc")}) as model:
@@ -189,8 +190,9 @@ def test_a_defect_pairs_asymmetry_carries_the_log_ratios_prior():
         for k in range(3):
             assert stats.kstest(draws[:, k], stats.norm(scale=np.sqrt(2) * factor).cdf).pvalue > 0.01
         a = np.array([0.3, -2.0, 5.0])
-        ratio = 2 * np.arcsinh(S.ASYMMETRY_SCALE * a / eps)
-        jac = 2 * (S.ASYMMETRY_SCALE / eps) / np.sqrt(1 + (S.ASYMMETRY_SCALE * a / eps) ** 2)
+        scale = np.hypot(eps, S.ASYMMETRY_SCALE) / S.ASYMMETRY_SCALE
+        ratio = 2 * np.arcsinh(a / scale)
+        jac = 2 / scale / np.sqrt(1 + (a / scale) ** 2)
         expected = stats.norm.logpdf(ratio, scale=np.sqrt(2) * factor) + np.log(jac)
         np.testing.assert_allclose(pm.logp(model["asymmetry"], a).eval(), expected, rtol=1e-9)
 

@@ -19,7 +19,8 @@ Three series, each with a zero-energy hypothesis ``mzm`` and an offset-energy on
 * ``defects`` — D defects of one type, one spectrum each. ``ysr``: eps_d from a population truncated at 0,
   N(mu_eps, tau_eps) restricted to eps >= 0, written non-centred (eps_d = mu − tau Φ⁻¹(Φ(−z_d) Φ(mu/tau)), z_d ~
   N(0, 1): exactly that truncated normal, without the funnel of a centred hierarchy); ``mzm``: every eps_d = 0.
-  In both, log(width_d − 0.002) ~ N(mu_width, tau_width) and each defect has its own weights.
+  In both, log(width_d − 0.002) ~ N(mu_width, tau_width), sampled centred (each spectrum measures its peak's
+  width, so the widths are known better than their spread), and each defect has its own weights.
 
 Shared by all spectra of a series: T_eff, the tip, the background gaps (delta, gamma, weight, floor) and the bias
 offset; each spectrum has its own noise and linear background, and its own g_n unless a setpoint fixes it (gn
@@ -401,8 +402,11 @@ def _laws(kind, hypothesis, cond, n, f, shared, gamma):
                               v2=pt.stack([0.5 * total]))
     else:  # defects
         mu_w, tau_w = contested_rv("mu_width", "mu_width", f), contested_rv("tau_width", "tau_width", f)
-        z_w = pm.Normal("z_width", 0.0, 1.0, dims="spectrum")
-        width = pm.Deterministic("width_d", H.WIDTH_FLOOR_SHIFT + pt.exp(mu_w + tau_w * z_w), dims="spectrum")
+        # centred: every defect's spectrum measures its peak's width, zero energy or not, so the widths are
+        # known far better than their spread (non-centred, tau_width and the z's made a funnel: 7 divergences, all
+        # at the upper end of tau_width, in the eleven zero-energy defects)
+        log_w = pm.Normal("log_width_d", mu_w, tau_w, dims="spectrum")
+        width = pm.Deterministic("width_d", H.WIDTH_FLOOR_SHIFT + pt.exp(log_w), dims="spectrum")
         if hypothesis == "ysr":
             mu_e, tau_e = contested_rv("mu_eps", "mu_eps", f), contested_rv("tau_eps", "tau_eps", f)
             z_e = pm.Normal("z_eps", 0.0, 1.0, dims="spectrum")
@@ -504,21 +508,22 @@ ASYMMETRY_SCALE = 0.005  # meV: the unit of a defect pair's sampled asymmetry (`
 
 def asymmetric_ratio(eps, factor, **kwargs):
     """Inside the model: the log weight ratio r ~ Normal(0, sqrt 2 · factor) of pairs at energies ``eps`` >= 0,
-    sampled as the asymmetry a = eps sinh(r/2) / a0 (a0 = ``ASYMMETRY_SCALE``; PyMC derives its density from r's);
-    returns r as the Deterministic ``log_ratio``.
+    sampled as the asymmetry a = e sinh(r/2) / a0 with e = sqrt(eps² + a0²) (a0 = ``ASYMMETRY_SCALE``; PyMC
+    derives its density from r's); returns r as the Deterministic ``log_ratio``.
 
     The pair's lines at ±eps with weights sigmoid(±r) have their centroid at eps tanh(r/2), which the data measure
-    at first order: for a state near zero energy, r is free where eps is small and must vanish as eps grows, a
-    funnel in (eps, r). The centroid is a0 a / sqrt(1 + (a0 a / eps)²), about a0 a wherever eps resolves it, so in a
-    it no longer depends on eps."""
+    at first order once eps is resolved: there r must vanish as eps grows, a funnel in (eps, r). The centroid is
+    eps a0 a / sqrt(e² + (a0 a)²), about a0 a wherever eps >> a0, so in a it no longer depends on eps. Below a0 the
+    lines are not resolved and r is free whatever eps: e -> a0 keeps a's scale there too (with e = eps, the scale
+    of a followed eps down to 0, the reverse funnel: bulk ESS 12 for the eleven zero-energy defects)."""
     sigma = _scaled("log_ratio", factor)[1]["sigma"]
 
     def draw(scale, sigma, size):
         return scale * pt.sinh(pm.Normal.dist(0.0, sigma, size=size) / 2.0)
 
-    eps = pt.maximum(eps, 1e-12)  # eps_d reaches 0 only in the limit z_d -> -inf
-    a = pm.CustomDist("asymmetry", eps / ASYMMETRY_SCALE, sigma, dist=draw, **kwargs)
-    return pm.Deterministic("log_ratio", 2.0 * pt.arcsinh(ASYMMETRY_SCALE * a / eps), **kwargs)
+    scale = pt.sqrt(eps ** 2 + ASYMMETRY_SCALE ** 2) / ASYMMETRY_SCALE
+    a = pm.CustomDist("asymmetry", scale, sigma, dist=draw, **kwargs)
+    return pm.Deterministic("log_ratio", 2.0 * pt.arcsinh(a / scale), **kwargs)
 
 
 def truncated_population(mu, tau, z):
