@@ -102,9 +102,15 @@ class SeriesFit(HypothesisFit):
         return self.run_fit(command="series", sampler="nutpie", seed=fit_seed, hypothesis=h,
                             labels=S.labels_for(len(self.data)), prior_scale=scale, tip=self.density,
                             target_accept=SERIES_TARGET_ACCEPT,
-                            build=lambda: S.build_series_model(self.kind, h, self.data, self.conditions, self.spec,
-                                                               tip_density=self.density, metal_tip=self.metal_tip,
-                                                               prior_scale=scale))
+                            build=lambda: self.build(h, scale, fit_seed))
+
+    def build(self, h, scale, seed):
+        """(model, info) of hypothesis ``h`` at ``prior_scale``; a defects ysr centres its resolved defects
+        (``inference.series.centre_resolved``)."""
+        def build(centred=None):
+            return S.build_series_model(self.kind, h, self.data, self.conditions, self.spec, tip_density=self.density,
+                                        metal_tip=self.metal_tip, prior_scale=scale, centred=centred)
+        return S.centre_resolved(build, seed) if (self.kind, h) == ("defects", "ysr") else build()
 
 
 class SeriesSensitivity:

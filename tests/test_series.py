@@ -147,6 +147,30 @@ def test_the_defect_population_is_the_truncated_normal():
         assert stats.kstest(eps, ref.cdf).pvalue > 0.01
 
 
+def test_defects_sampled_centred_or_not_have_the_same_population():
+    """population_energies: eps_d centred (eps_resolved ~ TruncatedNormal) or not (z_eps through the truncated
+    population) follows N(mu, tau) truncated at 0 either way (KS per defect), the centred density is that truncated
+    normal's, and the NumPy form gives the tensor one."""
+    mu, tau = 0.03, 0.02
+    centred = np.array([True, False, True])
+    with pm.Model(coords={"spectrum": list("abc")}) as model:
+        eps = S.population_energies(pt.as_tensor_variable(mu), pt.as_tensor_variable(tau), 3, centred)
+    assert {v.name for v in model.free_RVs} == {"eps_resolved", "z_eps"}
+    assert model["eps_resolved"].type.shape == (2,) and model["z_eps"].type.shape == (1,)
+    draws = pm.draw(eps, 4000, random_seed=5)
+    ref = stats.truncnorm(-mu / tau, np.inf, loc=mu, scale=tau)
+    for k in range(3):
+        assert np.all(draws[:, k] >= 0) and stats.kstest(draws[:, k], ref.cdf).pvalue > 0.01
+    x = np.array([0.01, 0.05])
+    np.testing.assert_allclose(pm.logp(model["eps_resolved"], x).eval(), ref.logpdf(x), rtol=1e-9)
+    z = np.array([-2.0, 0.0, 1.5])
+    np.testing.assert_allclose(S.population_energies_at(mu, tau, z),
+                               S.truncated_population(pt.as_tensor_variable(mu), pt.as_tensor_variable(tau),
+                                                      pt.as_tensor_variable(z)).eval(), rtol=1e-12)
+    with pytest.raises(ValueError, match="one flag per defect"), pm.Model():
+        S.population_energies(pt.as_tensor_variable(mu), pt.as_tensor_variable(tau), 3, [True])
+
+
 def test_the_field_pair_coordinates_invert_and_their_jacobian_is_the_derivative():
     """PairMoments maps (eps0, g_eff, r) to (m, u, lambda) and back, its log Jacobian is the autodiff one, and
     m, s are the mean and sd of the two lines' energies at the mean field."""

@@ -83,9 +83,14 @@ def test_reduced_gn_series_from_the_command_line(tmp_path):
     ("field", "ysr", dict(eps0=0.0, g_eff=0.0, width0=0.02, beta=0.04, u2=0.2, v2=0.2, gamma_field=0.0, g_n=1.0),
      {"field_T": [0.0, 2.0, 5.0]}, "offset"),
     ("defects", "mzm", dict(width_d=[0.02] * 4, w_d=[0.4] * 4, g_n=1.0), {"defect": list("abcd")}, "zero"),
+    ("defects", "ysr", dict(eps_d=[0.05, 0.035, 0.065, 0.045], width_d=[0.02, 0.025, 0.018, 0.022],
+                            u2_d=[0.25, 0.3, 0.2, 0.3], v2_d=[0.15, 0.1, 0.2, 0.12], g_n=1.0),
+     {"defect": list("abcd")}, "offset"),
 ])
 def test_reduced_field_and_defect_series(kind, truth_h, truth, conditions, expect):
-    """A peak that broadens and drops at 5 T is responsive (ysr); four zero-energy states are not offset."""
+    """A peak that broadens and drops at 5 T is responsive (ysr); four zero-energy states are not offset; four
+    pairs at 0.035-0.065 meV are, and their ysr samples the resolved energies centred (the zero-energy states'
+    non-centred)."""
     sims = simulate_series(kind, truth_h, truth, conditions, SMALL_GAPS, WIDE_BIAS, seed=2)
     result = series(kind, _datas(sims, bias=WIDE_BIAS), conditions, FIT_SMALL_GAPS, metal_tip=True, **REDUCED)
     summary = result.summary()
@@ -94,10 +99,17 @@ def test_reduced_field_and_defect_series(kind, truth_h, truth, conditions, expec
     zero, signed = _verdict(summary)
     if expect == "offset":
         assert zero["favoured"] == "offset" and signed - 2 * zero["err"] > 3, zero
-        beta = summary["hypotheses"]["ysr"]["parameters"]["beta"]
-        assert abs(beta["mean"] - 0.04) < 4 * beta["sd"] + 0.004
     else:
         assert signed < 1, zero
+    ysr = summary["hypotheses"]["ysr"]["parameters"]
+    if kind == "field":
+        assert abs(ysr["beta"]["mean"] - 0.04) < 4 * ysr["beta"]["sd"] + 0.004
+    else:
+        posterior = result.trees["ysr"]["posterior"]
+        assert ("eps_resolved" in posterior) == (expect == "offset") and ("z_eps" in posterior) == (expect == "zero")
+        if expect == "offset":
+            for k, eps in enumerate(truth["eps_d"]):
+                assert abs(ysr[f"eps_d[{k}]"]["mean"] - eps) < 4 * ysr[f"eps_d[{k}]"]["sd"] + 0.003
 
 
 # ----------------------------------------------------------------------------------------------- must-shows (slow)

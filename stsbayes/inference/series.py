@@ -52,7 +52,7 @@ import pymc as pm
 import pytensor
 import pytensor.tensor as pt
 from pymc.logprob.transforms import Transform
-from scipy import stats
+from scipy import special, stats
 
 from ..errors import InputError
 from ..models.dos import cell_mean, sample_dos
@@ -270,11 +270,13 @@ def labels_for(n):
 
 
 def build_series_model(kind, hypothesis, datas, conditions, spec=None, *, tip_density=None, metal_tip=True,
-                       prior_scale=1.0):
+                       prior_scale=1.0, centred=None):
     """The PyMC model of a series (``kind``) under ``hypothesis`` (mzm or ysr); returns (model, ModelInfo).
 
     ``datas``: FitData, one per spectrum (gn: in µS); ``conditions``: per-spectrum covariates
-    (:data:`CONDITION_KEYS`); ``spec`` the background and its priors (bound states are the law's).
+    (:data:`CONDITION_KEYS`); ``spec`` the background and its priors (bound states are the law's). ``centred``
+    (defects ysr): which defects' eps_d are sampled centred (:func:`population_energies`; default none, and
+    :func:`centre_resolved` chooses them from the data).
     """
     if hypothesis not in SERIES_HYPOTHESES:
         raise InputError(f"series compare mzm and ysr; {hypothesis!r} is not one of them")
@@ -318,7 +320,7 @@ def build_series_model(kind, hypothesis, datas, conditions, spec=None, *, tip_de
         shared["floor"] = P.scalar("floor", s.get("floor"), lambda: pt.as_tensor_variable(0.0))
         shared["bias_offset"] = P.scalar("bias_offset", spec.junction.get("bias_offset"),
                                          lambda: pm.Normal("bias_offset", 0.0, P.OFFSET_SIGMA))
-        own, laws = _laws(kind, hypothesis, cond, n, f, shared, gamma)
+        own, laws = _laws(kind, hypothesis, cond, n, f, shared, gamma, centred)
         grids = []
         for j, (data, label) in enumerate(zip(datas, labels)):
             grids.append(_spectrum_block(data, spec, label, {**shared, **own[j]}, t_reach, tip_floor, n_gaps, [],
@@ -338,7 +340,7 @@ def build_series_model(kind, hypothesis, datas, conditions, spec=None, *, tip_de
     return model, info
 
 
-def _laws(kind, hypothesis, cond, n, f, shared, gamma):
+def _laws(kind, hypothesis, cond, n, f, shared, gamma, centred=None):
     """Inside the model: the law's shared variables; returns (per-spectrum parameter dicts, per-spectrum law
     callables or None) for ``_spectrum_block``."""
     own = [{"gamma": gamma} for _ in range(n)]
@@ -409,8 +411,7 @@ def _laws(kind, hypothesis, cond, n, f, shared, gamma):
         width = pm.Deterministic("width_d", H.WIDTH_FLOOR_SHIFT + pt.exp(log_w), dims="spectrum")
         if hypothesis == "ysr":
             mu_e, tau_e = contested_rv("mu_eps", "mu_eps", f), contested_rv("tau_eps", "tau_eps", f)
-            z_e = pm.Normal("z_eps", 0.0, 1.0, dims="spectrum")
-            eps = pm.Deterministic("eps_d", truncated_population(mu_e, tau_e, z_e), dims="spectrum")
+            eps = pm.Deterministic("eps_d", population_energies(mu_e, tau_e, n, centred), dims="spectrum")
             total = contested_rv("w", "w", f, dims="spectrum")
             ratio = asymmetric_ratio(eps, f, dims="spectrum")
             u2 = pm.Deterministic("u2_d", total * pm.math.sigmoid(ratio), dims="spectrum")
@@ -524,6 +525,77 @@ def asymmetric_ratio(eps, factor, **kwargs):
     scale = pt.sqrt(eps ** 2 + ASYMMETRY_SCALE ** 2) / ASYMMETRY_SCALE
     a = pm.CustomDist("asymmetry", scale, sigma, dist=draw, **kwargs)
     return pm.Deterministic("log_ratio", 2.0 * pt.arcsinh(a / scale), **kwargs)
+
+
+# a defect is sampled centred when, at the non-centred model's mode, the data fix its z_d (whose prior is N(0, 1)):
+# its Laplace sd given everything else is below CENTRE_BELOW and its marginal Laplace sd below the prior's 1
+CENTRE_BELOW = 0.5
+
+
+def population_energies(mu, tau, n, centred=None):
+    """Inside the model: n energies eps_d >= 0 drawn from N(mu, tau) truncated at 0; returns them as one tensor.
+
+    Where the data resolve eps_d (a pair of lines apart), it is known far better than the population's spread
+    tau, and a non-centred eps_d = f(mu, tau, z_d) ties z_d to tau: a funnel (65 divergences, all at the upper end
+    of tau_eps, in the eleven offset defects). Where they do not (a zero-energy state), eps_d is free below the
+    resolution and mu, tau range over decades towards 0, which only the non-centred form samples. So the defects
+    marked in ``centred`` are the variable ``eps_resolved`` ~ TruncatedNormal(mu, tau, lower=0), the others
+    ``z_eps`` ~ N(0, 1) through :func:`truncated_population`; the density of eps_d is the same either way."""
+    centred = np.zeros(n, bool) if centred is None else np.asarray(centred, bool)
+    if centred.shape != (n,):
+        raise ValueError(f"centred needs one flag per defect ({n}), not shape {centred.shape}")
+    free = np.flatnonzero(~centred)
+    eps = pt.zeros(n)
+    if free.size == n:
+        return truncated_population(mu, tau, pm.Normal("z_eps", 0.0, 1.0, dims="spectrum"))
+    if free.size:
+        eps = pt.set_subtensor(eps[free], truncated_population(mu, tau, pm.Normal("z_eps", 0.0, 1.0,
+                                                                                   shape=free.size)))
+    resolved = pm.TruncatedNormal("eps_resolved", mu, tau, lower=0.0, shape=int(centred.sum()))
+    return pt.set_subtensor(eps[np.flatnonzero(centred)], resolved)
+
+
+def population_energies_at(mu, tau, z):
+    """NumPy form of :func:`truncated_population` (eps_d from mu, tau and z_d)."""
+    upper = 0.5 * special.erfc(-mu / (tau * np.sqrt(2.0)))
+    tail = 0.5 * special.erfc(np.asarray(z) / np.sqrt(2.0))
+    return mu + tau * np.sqrt(2.0) * special.erfcinv(2.0 * tail * upper)
+
+
+def centre_resolved(build, seed=None):
+    """(model, info) of a defects ysr whose resolved defects are sampled centred (:func:`population_energies`).
+
+    ``build(centred)`` builds the model. The non-centred one is built first and its mode located. There each z_d
+    has the prior curvature 1 (N(0, 1)) plus what the spectrum adds. A defect is resolved when the data decide its
+    eps_d, not the population: z_d's Laplace sd given everything else (1 / sqrt of the Hessian's diagonal) is below
+    ``CENTRE_BELOW`` and its marginal Laplace sd below the prior's 1. The second condition matters: a zero-energy
+    state's eps_d trades against its width along a ridge, on which the curvature given the width is high (the
+    reduced zero-energy defects: up to 32 at the mode) while the marginal sd is not (58-187, against 0.55 for
+    resolved pairs). The resolved defects are centred in a second build, which starts its own mode search at the
+    mode found (its initial values). Returns the first model when no defect is resolved or the mode has no
+    curvature."""
+    from .sampling import locate_mode
+    model, info = build(None)
+    found = locate_mode(model, seed, scan=info.scan)
+    if found.root is None:
+        return model, info
+    at = found.unflatten(np.arange(found.x.size))["z_eps"].ravel()
+    covariance = found.root @ found.root.T
+    given_rest = 1.0 / np.sqrt(np.diag(np.linalg.inv(covariance))[at])
+    resolved = (given_rest < CENTRE_BELOW) & (np.sqrt(np.diag(covariance)[at]) < 1.0)
+    if not resolved.any():
+        return model, info
+    mode = found.constrained
+    eps = population_energies_at(float(mode["mu_eps"]), float(mode["tau_eps"]), mode["z_eps"])
+    model, info = build(resolved)
+    for name, value in mode.items():
+        if name == "z_eps":
+            value = np.asarray(value)[~resolved]
+            if not value.size:
+                continue
+        model.set_initval(model[name], value)
+    model.set_initval(model["eps_resolved"], eps[resolved])
+    return model, info
 
 
 def truncated_population(mu, tau, z):
