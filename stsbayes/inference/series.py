@@ -18,7 +18,9 @@ Three series, each with a zero-energy hypothesis ``mzm`` and an offset-energy on
   with field, gamma_j = gamma + gamma_field B_j.
 * ``defects`` — D defects of one type, one spectrum each. ``ysr``: eps_d from a population truncated at 0,
   N(mu_eps, tau_eps) restricted to eps >= 0, written non-centred (eps_d = mu − tau Φ⁻¹(Φ(−z_d) Φ(mu/tau)), z_d ~
-  N(0, 1): exactly that truncated normal, without the funnel of a centred hierarchy); ``mzm``: every eps_d = 0.
+  N(0, 1): exactly that truncated normal, without the funnel of a centred hierarchy where the data leave eps_d
+  free) except for the defects whose eps_d the data resolve, which are centred (:func:`centre_resolved`);
+  ``mzm``: every eps_d = 0.
   In both, log(width_d − 0.002) ~ N(mu_width, tau_width), sampled centred (each spectrum measures its peak's
   width, so the widths are known better than their spread), and each defect has its own weights.
 
