@@ -5,7 +5,8 @@ posterior predictive check), and its marginal likelihood ln Z is estimated twice
 
 * **bridge**: Meng & Wong's bridge sampling on the NUTS draws (``inference.evidence.bridge_sampling``);
 * **smc**: PyMC's sequential Monte Carlo, by default tempered from a broad reference density fitted to the NUTS
-  draws (:func:`reference_smc_evidence`), optionally from the prior (``smc_start="prior"``).
+  draws (:func:`reference_smc_evidence`, with the random-walk MH kernel: ``REFERENCE_KERNEL``), optionally from
+  the prior (``smc_start="prior"``).
 
 Why the reference start is the default: SMC from the prior has to cross the whole information gain of a sharp
 spectrum (tens of nats) with particles that start where the likelihood is negligible. Measured on a reduced
@@ -181,8 +182,8 @@ def reference_smc_evidence(model, trace, *, replicates=MIN_REPLICATES, draws=DEF
     """ln Z of ``model`` by ``replicates`` independent SMC runs tempered from a reference fitted to ``trace``
     (see :func:`reference_model`); value and error as :func:`~stsbayes.inference.evidence.smc_log_evidence`."""
     ref = reference_model(model, trace)
-    tree = pm.sample_smc(draws=draws, chains=replicates, cores=1, model=ref, random_seed=seed, kernel=REFERENCE_KERNEL,
-                         progressbar=progress, compute_convergence_checks=False)
+    tree = pm.sample_smc(draws=draws, chains=replicates, cores=1, model=ref, random_seed=seed,
+                         kernel=REFERENCE_KERNEL, progressbar=progress, compute_convergence_checks=False)
     return smc_log_evidence(tree)
 
 
