@@ -284,8 +284,8 @@ def search_model(model):
     Why: the mode search scans the states' energies and then climbs with L-BFGS. In the mixture's coordinates a
     step along the weighted mean moves both states together: from the scan's (0.0375, 0.1225) meV on the paper's
     pairs (0.03, 0.12) it climbed to a local mode at (0.058, 0.158) (log density 124 against 368 at the true
-    mode; the resolution test, seed 3). Per state, each stays by its scanned energy; the mode is then polished in the mixture's
-    coordinates (:func:`~stsbayes.inference.sampling.locate_mode`)."""
+    mode; the resolution test, seed 3). Per state, each stays by its scanned energy; the mode is then polished in
+    the mixture's coordinates (:func:`~stsbayes.inference.sampling.locate_mode`)."""
     from pymc.model.transform.conditioning import change_value_transforms
     if STATE_LAW not in model.named_vars:
         return None

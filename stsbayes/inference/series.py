@@ -547,21 +547,14 @@ def population_energies(mu, tau, n, centred=None):
     if centred.shape != (n,):
         raise ValueError(f"centred needs one flag per defect ({n}), not shape {centred.shape}")
     free = np.flatnonzero(~centred)
-    eps = pt.zeros(n)
     if free.size == n:
         return truncated_population(mu, tau, pm.Normal("z_eps", 0.0, 1.0, dims="spectrum"))
+    eps = pt.zeros(n)
     if free.size:
         eps = pt.set_subtensor(eps[free], truncated_population(mu, tau, pm.Normal("z_eps", 0.0, 1.0,
                                                                                    shape=free.size)))
     resolved = pm.TruncatedNormal("eps_resolved", mu, tau, lower=0.0, shape=int(centred.sum()))
     return pt.set_subtensor(eps[np.flatnonzero(centred)], resolved)
-
-
-def population_energies_at(mu, tau, z):
-    """NumPy form of :func:`truncated_population` (eps_d from mu, tau and z_d)."""
-    upper = 0.5 * special.erfc(-mu / (tau * np.sqrt(2.0)))
-    tail = 0.5 * special.erfc(np.asarray(z) / np.sqrt(2.0))
-    return mu + tau * np.sqrt(2.0) * special.erfcinv(2.0 * tail * upper)
 
 
 def centre_resolved(build, seed=None):
@@ -574,9 +567,9 @@ def centre_resolved(build, seed=None):
     marginal sd): eleven zero-energy defects of the must-show 0.50-0.82, 0.78-0.96; eleven offset ones
     0.011-0.043, 0.26-0.43; four reduced offset ones 0.07, 0.55. The second condition matters where a zero-energy
     state's eps_d trades against its width along a ridge, on which the curvature given the width is high (four
-    reduced zero-energy defects: one at sd 0.18 given the rest) while the marginal sd is not (58-187). The resolved defects are centred in a second build, which starts its own mode search at the
-    mode found (its initial values). Returns the first model when no defect is resolved or the mode has no
-    curvature."""
+    reduced zero-energy defects: one at sd 0.18 given the rest) while the marginal sd is not (58-187). The
+    resolved defects are centred in a second build, which starts its own mode search at the mode found (its
+    initial values). Returns the first model when no defect is resolved or the mode has no curvature."""
     from .sampling import locate_mode
     model, info = build(None)
     found = locate_mode(model, seed, scan=info.scan)
@@ -589,7 +582,7 @@ def centre_resolved(build, seed=None):
     if not resolved.any():
         return model, info
     mode = found.constrained
-    eps = population_energies_at(float(mode["mu_eps"]), float(mode["tau_eps"]), mode["z_eps"])
+    eps = truncated_population(float(mode["mu_eps"]), float(mode["tau_eps"]), mode["z_eps"], math=special)
     model, info = build(resolved)
     for name, value in mode.items():
         if name == "z_eps":
@@ -601,8 +594,10 @@ def centre_resolved(build, seed=None):
     return model, info
 
 
-def truncated_population(mu, tau, z):
-    """eps = mu − tau Φ⁻¹(Φ(−z) Φ(mu/tau)): for z ~ N(0, 1), exactly N(mu, tau) truncated to eps >= 0."""
-    upper = 0.5 * pt.erfc(-mu / (tau * np.sqrt(2.0)))  # Φ(mu/tau)
-    tail = 0.5 * pt.erfc(z / np.sqrt(2.0))  # Φ(−z)
-    return mu + tau * np.sqrt(2.0) * pt.erfcinv(2.0 * tail * upper)
+def truncated_population(mu, tau, z, math=pt):
+    """eps = mu − tau Φ⁻¹(Φ(−z) Φ(mu/tau)): for z ~ N(0, 1), exactly N(mu, tau) truncated to eps >= 0.
+
+    ``math`` gives erfc and erfcinv: PyTensor's (in a model) or ``scipy.special`` (on NumPy values)."""
+    upper = 0.5 * math.erfc(-mu / (tau * np.sqrt(2.0)))  # Φ(mu/tau)
+    tail = 0.5 * math.erfc(z / np.sqrt(2.0))  # Φ(−z)
+    return mu + tau * np.sqrt(2.0) * math.erfcinv(2.0 * tail * upper)
