@@ -39,7 +39,7 @@ def _check_structure(summary, kind, n):
         assert set(s["diagnostics"]["ppc"]["by_spectrum"]) == {f"s{j}" for j in range(n)}
 
 
-# 2 x 250 draws: bridge sampling needs 2 x replicates x (2 d + 2) of them for d parameters (28 for 4 defects)
+# 2 x 250 draws: each bridge proposal is fitted to 3/4 of them, >= 2 d + 2 for d parameters (28 for 4 defects)
 REDUCED = dict(chains=2, draws=250, tune=250, smc_draws=150, seed=5, progress=False, prior_rerun=False)
 
 

@@ -314,16 +314,29 @@ def _where_not_finite(model, pooled, log_post):
                     f" (the first at unconstrained {np.array2string(first, precision=4, threshold=40)})")
 
 
+# fresh proposal draws per posterior draw in each bridge (see :func:`bridge_sampling`)
+BRIDGE_PROPOSAL_FACTOR = 8
+
+
 def bridge_sampling(model, trace, *, replicates=MIN_REPLICATES, seed=None):
     """ln Z of ``model`` by optimal bridge sampling from its posterior draws ``trace`` (a DataTree).
 
-    The pooled posterior draws, mapped to the unconstrained space, are shuffled and cut into ``replicates``
-    disjoint parts. In each part, one half fits the normal proposal and the other half enters the bridge with as
-    many fresh proposal draws (Overstall & Forster 2010; Gronau et al. 2017). A model with mirror symmetries
-    (:func:`~stsbayes.inference.hypotheses.state_coordinates`) has the normal fitted to its folded draws and averaged over
-    the mirror images (:class:`Symmetrised`). Disjoint parts make the replicates
-    independent, so their spread is an honest Monte-Carlo error; replicates that reused the same draws would share
-    the draws' error and understate it.
+    The posterior draws, mapped to the unconstrained space, are cut into ``replicates`` contiguous parts in chain
+    order (with as many replicates as chains: one chain each). Each part enters its own bridge (Overstall & Forster
+    2010; Gronau et al. 2017) with ``BRIDGE_PROPOSAL_FACTOR`` times as many fresh draws from a normal proposal
+    fitted to the *other* parts. A model with mirror symmetries (:func:`~stsbayes.inference.hypotheses.state_coordinates`)
+    has the normal fitted to its folded draws and averaged over the mirror images (:class:`Symmetrised`). The
+    parts' posterior draws are disjoint, so the replicates' spread is an honest Monte-Carlo error; only their
+    proposals share draws, which changes their efficiency, not what they estimate.
+
+    Why: a proposal fitted to the draws it is bridged with, or to their autocorrelated neighbours in the same chain,
+    biases ln Z low, as do too few proposal draws, by more than the replicates' spread or the relative MSE shows.
+    Measured on the 71-parameter ysr posterior of eleven offset defects (4 chains x 1000 draws), against importance
+    sampling from a normal-like Student-t fitted to all draws, 18414.00 ± 0.02 (4 x 10 000 draws; itself a lower
+    bound in expectation): the former split (shuffled draws; in each part one half fits the normal, the other is
+    bridged with as many proposal draws) 18413.37-18413.42; eight proposal draws per posterior draw 18413.72; a
+    proposal fitted to shuffled other parts, whose draws neighbour the bridged ones, 18413.71; fitted to the other
+    chains 18413.88-18413.97.
 
     value = mean of the replicate ln Z. err = the larger of the replicates' standard error
     (:func:`replicate_standard_error`) and the Frühwirth-Schnatter approximation √(mean relative MSE / R), which
@@ -334,25 +347,26 @@ def bridge_sampling(model, trace, *, replicates=MIN_REPLICATES, seed=None):
     draws = density.to_unconstrained(_posterior_group(trace))
     n_chain, n_draw, ndim = draws.shape
     pooled = draws.reshape(-1, ndim)
-    per_half = len(pooled) // (2 * replicates)
-    if per_half < max(2 * ndim + 2, 20):
+    per_part = len(pooled) // replicates
+    if len(pooled) - per_part < max(2 * ndim + 2, 20) or per_part < 20:
+        need = max(replicates * 20, int(np.ceil(max(2 * ndim + 2, 20) * replicates / (replicates - 1))))
         raise InputError(f"{len(pooled)} posterior draws are too few to bridge-sample {ndim} parameters in "
-                         f"{replicates} replicates: draw at least {2 * replicates * max(2 * ndim + 2, 20)}")
+                         f"{replicates} replicates: draw at least {need}")
     log_post = density.logp(pooled)
     if not np.all(np.isfinite(log_post)):
         raise InputError(f"the model's log density is not finite at {_where_not_finite(model, pooled, log_post)}: "
                          "was the trace sampled from this model?")
     r_eff = _relative_efficiency(log_post.reshape(n_chain, n_draw))
     rng = np.random.default_rng(seed)
-    order = rng.permutation(len(pooled))
     states = state_coordinates(model)
     folded = fold(pooled, states)  # the normal is fitted to one mirror mode, then averaged over the mirror images
     estimates, mses = [], []
     for r in range(replicates):
-        part = order[2 * r * per_half:2 * (r + 1) * per_half]
-        fit, bridge = part[:per_half], part[per_half:]
+        # pooled is chain-major: a contiguous part keeps its draws' autocorrelated chain neighbours inside it
+        bridge = np.arange(r * per_part, (r + 1) * per_part)
+        fit = np.setdiff1d(np.arange(len(pooled)), bridge)
         proposal = symmetrised(_Normal(folded[fit]), states, ndim)
-        proposal_draws = proposal.sample(per_half, rng)
+        proposal_draws = proposal.sample(BRIDGE_PROPOSAL_FACTOR * per_part, rng)
         q_prop = density.logp(proposal_draws) - proposal.logpdf(proposal_draws)
         # a proposal draw far in the tails where the model's density is undefined counts as p̃ = 0: q = -inf is a
         # valid zero term in the bridge sums
