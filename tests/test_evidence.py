@@ -165,6 +165,15 @@ def test_smc_evidence_read_from_the_last_stage_of_ragged_runs():
     assert estimate.err > np.std(runs, ddof=1) / 2  # widened for four runs, never narrowed
 
 
+def test_final_stage_of_one_run_in_either_layout():
+    from stsbayes.inference.evidence import final_stage_log_z
+    # pm.sample_smc(chains=1) stores its stages as a flat array labelled "chain"; a multi-chain run, per-chain lists
+    assert final_stage_log_z(np.array([np.nan, np.nan, -3.5])) == -3.5
+    assert final_stage_log_z([[np.nan], [np.nan, -2.0]]) == -2.0
+    with pytest.raises(InputError, match="never reached"):
+        final_stage_log_z(np.array([np.nan, np.nan]))
+
+
 # ---------------------------------------------------------------------------------------------- combine
 
 
@@ -533,3 +542,19 @@ def test_reference_smc_counts_the_mirror_modes(monkeypatch):
     monkeypatch.setattr(C.H, "state_coordinates", lambda model: None)  # the control: one mode's worth
     blind = C.reference_smc_evidence(model, trace, draws=500, seed=9)
     assert abs(blind.value - (truth - np.log(2.0))) <= 3 * blind.err + 0.02
+
+
+def test_reference_smc_fits_each_run_to_the_other_chains(monkeypatch):
+    import stsbayes.comparison as C
+    model, _ = mirror_model(2)
+    trace = one_mirror_mode_trace(2)
+    seen, build = [], C.reference_model
+    monkeypatch.setattr(C, "reference_model", lambda model, draws: seen.append(draws) or build(model, draws))
+    estimate = C.reference_smc_evidence(model, trace, draws=200, seed=3)
+    flat = C.UnconstrainedDensity(model).to_unconstrained(trace["posterior"].to_dataset())
+    assert len(seen) == len(estimate.by_replicate) == 4
+    for r, draws in enumerate(seen):  # run r's reference leaves out chain r: four different references
+        np.testing.assert_array_equal(draws, np.delete(flat, r, axis=0).reshape(-1, flat.shape[-1]))
+    assert len(set(estimate.by_replicate)) == 4
+    with pytest.raises(InputError, match="too few to fit 4 SMC references"):
+        C.reference_smc_evidence(model, one_mirror_mode_trace(2, n_draw=5), draws=200, seed=3)  # 15 for 10

@@ -524,6 +524,24 @@ def laplace_evidence(model, *, seed=None, replicates=MIN_REPLICATES, draws=LAPLA
                            {k: v.tolist() for k, v in mode.constrained.items()})
 
 
+def final_stage_log_z(stages):
+    """The ln Z of one SMC run from its per-stage ``log_marginal_likelihood`` values (NaN except at β = 1).
+
+    Takes the stages in any nesting: one chain's entry of a multi-chain run (a list, or an array in an object
+    array), or the flat stage array that ``pm.sample_smc(chains=1)`` stores, mislabelled with the "chain" dimension.
+    """
+    def flatten(x):
+        if isinstance(x, np.ndarray) and x.ndim == 0:
+            x = x.item()
+        return [v for item in x for v in flatten(item)] if isinstance(x, (list, tuple, np.ndarray)) else [x]
+
+    stages = np.array(flatten(stages), dtype=float)
+    finite = stages[np.isfinite(stages)]
+    if finite.size == 0:
+        raise InputError("an SMC run never reached β = 1, so it has no evidence: run it again with more draws")
+    return float(finite[-1])
+
+
 def smc_log_evidence(tree):
     """ln Z from a finished ``pm.sample_smc`` DataTree, each chain being one independent SMC run.
 
@@ -540,14 +558,12 @@ def smc_log_evidence(tree):
         raise InputError("the trace has no sample_stats/log_marginal_likelihood: pass the DataTree returned by "
                          "pm.sample_smc") from None
     values = np.asarray(stat.transpose("chain", ...).values, dtype=object)
-    runs = []
-    for chain in values:
-        stages = np.array(np.ravel(np.array(chain, dtype=object).tolist()), dtype=float)
-        finite = stages[np.isfinite(stages)]
-        if finite.size == 0:
-            raise InputError("an SMC run never reached β = 1, so it has no evidence: run it again with more draws")
-        runs.append(float(finite[-1]))
-    runs = np.array(runs)
+    return smc_runs_evidence([final_stage_log_z(chain) for chain in values])
+
+
+def smc_runs_evidence(runs):
+    """The SMC :class:`Evidence` from independent runs' ln Ẑ (see :func:`smc_log_evidence`)."""
+    runs = np.asarray(runs, dtype=float)
     _check_replicates(len(runs))
     return Evidence(_log_mean_exp(runs), replicate_standard_error(runs), tuple(map(float, runs)), "smc")
 
