@@ -465,7 +465,7 @@ def compare(data, spec=None, *, hypotheses=H.HYPOTHESES, tip=None, metal_tip=Fal
     (default :func:`default_workers`; 1 runs them in this process, keeping each fit's live model in ``fits``).
     ``max_draws``: a fit short only of length is re-run with doubled draws up to this many (``api.run_fit``).
     """
-    from .api import _as_data, check_max_draws
+    from .api import _as_data, _tip_density, check_max_draws
     from .models.spec import load_spec
 
     names = check_hypotheses(hypotheses)
@@ -479,7 +479,9 @@ def compare(data, spec=None, *, hypotheses=H.HYPOTHESES, tip=None, metal_tip=Fal
     seed = int(np.random.SeedSequence().entropy % (2**31)) if seed is None else int(seed)
     t_start = time.perf_counter()
 
-    fit_at = HypothesisFit(data, spec, tip=tip, metal_tip=True if metal_tip else None, sampler=sampler,
+    # the calibration's tip density, read once here rather than in every fit (a result directory or posterior.nc
+    # would be loaded again by each)
+    fit_at = HypothesisFit(data, spec, tip=_tip_density(tip), metal_tip=True if metal_tip else None, sampler=sampler,
                            chains=chains, draws=draws, tune=tune, progress=progress, fit_modulation=fit_modulation,
                            backend=backend, input_record=input_record, max_draws=max_draws)
     settings = dict(smc_start=smc_start, smc_draws=smc_draws, replicates=replicates, progress=bool(progress))
@@ -546,8 +548,8 @@ def evidence_runs(names, fit_at, sensitivity, *, seed, settings, prior_rerun, wo
     runs = {}
     t0 = time.perf_counter()
     with worker_pool(workers) as pool:
-        futures = {pool.submit(hypothesis_run, i, h, fit_at.quiet(), sensitivity, seed, quiet, prior_rerun,
-                               keep_model=False): h for i, h in enumerate(names)}
+        futures = {pool.submit(hypothesis_run, i, h, fit_at.quiet(), sensitivity, seed, quiet, prior_rerun): h
+                   for i, h in enumerate(names)}
         if settings.get("progress"):
             print(f"fitting {', '.join(names)} in {workers} processes", file=sys.stderr, flush=True)
         for future in as_completed(futures):
@@ -559,7 +561,7 @@ def evidence_runs(names, fit_at, sensitivity, *, seed, settings, prior_rerun, wo
     return {h: runs[h] for h in names}
 
 
-def hypothesis_run(i, h, fit_at, sensitivity, seed, settings, prior_rerun, keep_model=True):
+def hypothesis_run(i, h, fit_at, sensitivity, seed, settings, prior_rerun):
     """One entry of :func:`evidence_runs`: hypothesis ``h``, ``i``-th in the list (its seeds follow from that)."""
     t0 = time.perf_counter()
     fit = fit_at(h, 1.0, seed + 101 * i)
@@ -575,8 +577,6 @@ def hypothesis_run(i, h, fit_at, sensitivity, seed, settings, prior_rerun, keep_
                                                            seed=seed + 101 * i + 41 + j, **settings)
             reruns[label] = {"converged": bool(scaled.converged), "trusted": trusted,
                              "failed_gates": scaled.summary()["diagnostics"].get("failed_gates", [])}
-    if not keep_model:
-        fit.model = None  # a PyMC model does not travel between processes
     return {"fit": fit, "evidence": evidence, "estimates": estimates, "sensitivity": sensitivity_h,
             "reruns": reruns,
             "timing_s": {**fit.summary().get("timing_s", {}), "fit_total": t_fit, **t_ev,

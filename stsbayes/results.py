@@ -56,6 +56,11 @@ class FitResult:
         # the pm.Model the draws came from, while this process lives (evidence estimators need it); not saved
         self.model = model
 
+    def __getstate__(self):
+        """Pickled (to or from a worker process) without the live model: a compiled PyMC model does not travel
+        between processes, and nothing but this process's evidence estimators needs it."""
+        return {**self.__dict__, "model": None}
+
     def summary(self):
         return self._summary
 

@@ -10,6 +10,7 @@ clearly offset YSR pair (eps 0.15 meV) favours "offset". The issue's must-shows 
 import json
 import math
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -591,6 +592,18 @@ def test_workers_end_when_compare_is_killed(tmp_path):
     if alive:
         os.kill(worker, signal.SIGKILL)
     assert not alive, "the worker outlived the killed compare"
+
+
+def test_a_calibration_result_travels_to_the_workers_without_its_live_model():
+    """compare(tip=<calibrate_tip result>) with workers: the result's compiled PyMC model does not pickle (it failed
+    with "'functools.partial' object has no attribute '__name__'"); a FitResult is pickled without it."""
+    from stsbayes.comparison import HypothesisFit
+    tree = xr.DataTree.from_dict({"posterior": xr.DataTree(xr.Dataset({"x": (("chain", "draw"), np.ones((1, 3)))}))})
+    live = lambda: None  # noqa: E731  (stands for the live model: a lambda does not pickle either)
+    tip = FitResult(tree, {"diagnostics": {"converged": True}}, model=live)
+    back = pickle.loads(pickle.dumps(HypothesisFit(None, {}, tip=tip))).kwargs["tip"]
+    assert back.model is None and tip.model is live
+    assert back.converged and float(back.posterior["x"].sum()) == 3.0
 
 
 def test_hypotheses_fitted_in_worker_processes_give_the_same_numbers(monkeypatch):
